@@ -1,0 +1,232 @@
+/*
+ * config: the option table of tunneld and the checks between options. Every
+ * value is range-checked by opts; here come the domain syntax, the listen
+ * address list, and the secret (env or file, never argv).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "addr.h"
+#include "config.h"
+#include "log.h"
+#include "opts.h"
+
+static const struct opt options[] = {
+    {"domain", OPT_STRING, 0, 0, NULL, "DOMAIN", "tunnels are NAME.DOMAIN (required)"},
+    {"listen", OPT_LIST, 0, 0, "0.0.0.0:8080", "ADDR:PORT",
+     "public HTTP + control WebSocket listener; repeat for more ([::1]:8080 for IPv6)"},
+    {"secret-file", OPT_STRING, 0, 0, NULL, "FILE",
+     "file with the secret that signs reconnect tokens (>= 32 bytes)"},
+    {"secret", OPT_STRING, 0, 0, NULL, "SECRET", "the secret itself (environment only)", false,
+     true},
+    {"keys", OPT_STRING, 0, 0, NULL, "FILE",
+     "require tunnel keys; FILE holds their hashes (see `tunneld keys add`)"},
+    {"grace-period", OPT_INT, 0, 86400, "30", "SECS",
+     "how long a name stays reserved for its owner after a disconnect"},
+    {"drain-timeout", OPT_INT, 0, 3600, "30", "SECS", "SIGTERM: longest wait for in-flight work"},
+    {"head-timeout", OPT_INT, 1, 3600, "10", "SECS", "a request head must arrive within (408)"},
+    {"idle-timeout", OPT_INT, 1, 86400, "75", "SECS", "idle keep-alive connections are closed"},
+    {"response-timeout", OPT_INT, 1, 86400, "60", "SECS",
+     "the local service must start answering within (504)"},
+    {"hello-timeout", OPT_INT, 1, 600, "10", "SECS", "a new tunnel must say hello within"},
+    {"max-streams", OPT_INT, 1, 65536, "256", "N", "concurrent streams per tunnel (then 503)"},
+    {"window", OPT_INT, 65536, 16777216, "262144", "BYTES", "per-stream flow-control window"},
+    {"max-tunnels", OPT_INT, 1, 1000000, "100000", "N", "tunnels on this edge (then limit_reached)"},
+    {"ping-interval", OPT_INT, 1, 3600, "15", "SECS",
+     "WebSocket ping interval; a tunnel silent for 3 intervals is dead"},
+    {"public-scheme", OPT_STRING, 0, 0, "http", "http|https", "scheme of the public URLs shown"},
+    {"public-port", OPT_INT, 0, 65535, "0", "PORT",
+     "port of the public URLs shown (0: the first --listen port)"},
+    {"log-level", OPT_STRING, 0, 0, "info", "LEVEL", "error, warn, info or debug"},
+    {"check-config", OPT_BOOL, 0, 0, NULL, NULL, "validate the configuration and exit", true},
+};
+#define NOPTIONS (sizeof options / sizeof options[0])
+
+static const char usage[] =
+    "usage: tunneld --domain DOMAIN [--listen ADDR:PORT ...] [options]\n"
+    "       tunneld keys add FILE [--label TEXT]";
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "tunneld: %s\n", msg);
+    return -EINVAL;
+}
+
+static bool domain_ok(const char *d)
+{
+    size_t n = strlen(d), label = 0;
+    if (n == 0 || n > 253 || d[0] == '.' || d[n - 1] == '.')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = d[i];
+        if (ch == '.') {
+            if (label == 0 || d[i - 1] == '-')
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!(islower((unsigned char)ch) || isdigit((unsigned char)ch) || ch == '-'))
+            return false;
+        if (label == 0 && ch == '-')
+            return false;
+        if (++label > 63)
+            return false;
+    }
+    return d[n - 1] != '-';
+}
+
+static int read_secret_file(const char *path, uint8_t out[TOKEN_KEY_LEN], char *err, size_t cap)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, cap, "--secret-file %s: %s", path, strerror(errno));
+        return -EINVAL;
+    }
+    char data[4096];
+    ssize_t n = read(fd, data, sizeof data);
+    close(fd);
+    if (n < 0) {
+        snprintf(err, cap, "--secret-file %s: %s", path, strerror(errno));
+        return -EINVAL;
+    }
+    while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
+        n--;
+    if (n < 32) {
+        snprintf(err, cap, "--secret-file %s: the secret must be at least 32 bytes (has %zd)", path,
+                 n);
+        return -EINVAL;
+    }
+    crypto_generichash(out, TOKEN_KEY_LEN, (const uint8_t *)data, (size_t)n, NULL, 0);
+    sodium_memzero(data, sizeof data);
+    return 0;
+}
+
+int config_load(struct config *c, int argc, char **argv)
+{
+    struct opts o;
+    char err[256];
+    memset(c, 0, sizeof *c);
+    int r = opts_parse(&o, options, NOPTIONS, "TUNNELD", argc, argv, err, sizeof err);
+    if (r == 1) {
+        opts_help(&o, stdout, usage);
+        opts_free(&o);
+        return 1;
+    }
+    if (r < 0) {
+        opts_free(&o);
+        return fail(err);
+    }
+    r = -EINVAL;
+    const struct opt_value *v = opts_get(&o, "domain");
+    if (!v->str || !*v->str) {
+        fail("--domain is required (e.g. --domain localhost or TUNNELD_DOMAIN=tunnel.example.com)");
+        goto out;
+    }
+    if (strlen(v->str) >= sizeof c->domain || !domain_ok(v->str)) {
+        snprintf(err, sizeof err, "--domain: \"%.100s\" is not a lowercase DNS name", v->str);
+        fail(err);
+        goto out;
+    }
+    snprintf(c->domain, sizeof c->domain, "%s", v->str);
+
+    v = opts_get(&o, "listen");
+    if (v->nlist == 0 || v->nlist > CONFIG_MAX_LISTEN) {
+        fail("--listen: give 1 to 8 addresses");
+        goto out;
+    }
+    for (size_t i = 0; i < v->nlist; i++) {
+        struct listen_addr *la = &c->listen[c->nlisten++];
+        if (addr_parse(v->list[i], strlen(v->list[i]), &la->ss, &la->len, 0) < 0) {
+            snprintf(err, sizeof err,
+                     "--listen: \"%.100s\" is not IP:PORT (examples: 127.0.0.1:8080, [::1]:8080, "
+                     "*:8080)",
+                     v->list[i]);
+            fail(err);
+            goto out;
+        }
+        addr_format((struct sockaddr *)&la->ss, la->text, sizeof la->text);
+    }
+
+    const struct opt_value *sf = opts_get(&o, "secret-file"), *sv = opts_get(&o, "secret");
+    if (sf->str && sv->str) {
+        fail("give either --secret-file or TUNNELD_SECRET, not both");
+        goto out;
+    }
+    if (sf->str) {
+        if (read_secret_file(sf->str, c->secret, err, sizeof err) < 0) {
+            fail(err);
+            goto out;
+        }
+        c->secret_given = true;
+    } else if (sv->str) {
+        if (strlen(sv->str) < 32) {
+            fail("TUNNELD_SECRET: the secret must be at least 32 bytes");
+            goto out;
+        }
+        crypto_generichash(c->secret, TOKEN_KEY_LEN, (const uint8_t *)sv->str, strlen(sv->str),
+                           NULL, 0);
+        c->secret_given = true;
+    } else {
+        randombytes_buf(c->secret, sizeof c->secret);
+    }
+
+    v = opts_get(&o, "keys");
+    if (v->str) {
+        if (strlen(v->str) >= sizeof c->keys_file || !*v->str) {
+            fail("--keys: bad file name");
+            goto out;
+        }
+        snprintf(c->keys_file, sizeof c->keys_file, "%s", v->str);
+    }
+    c->grace_period = (unsigned)opts_get(&o, "grace-period")->num;
+    c->drain_timeout = (unsigned)opts_get(&o, "drain-timeout")->num;
+    c->head_timeout = (unsigned)opts_get(&o, "head-timeout")->num;
+    c->idle_timeout = (unsigned)opts_get(&o, "idle-timeout")->num;
+    c->response_timeout = (unsigned)opts_get(&o, "response-timeout")->num;
+    c->hello_timeout = (unsigned)opts_get(&o, "hello-timeout")->num;
+    c->max_streams = (unsigned)opts_get(&o, "max-streams")->num;
+    c->window = (unsigned)opts_get(&o, "window")->num;
+    c->max_tunnels = (unsigned)opts_get(&o, "max-tunnels")->num;
+    c->ping_interval = (unsigned)opts_get(&o, "ping-interval")->num;
+    c->public_port = (unsigned)opts_get(&o, "public-port")->num;
+    c->check_only = opts_get(&o, "check-config")->num != 0;
+    v = opts_get(&o, "public-scheme");
+    if (strcmp(v->str, "http") != 0 && strcmp(v->str, "https") != 0) {
+        snprintf(err, sizeof err, "--public-scheme: expected http or https, got \"%.32s\"",
+                 v->str);
+        fail(err);
+        goto out;
+    }
+    snprintf(c->public_scheme, sizeof c->public_scheme, "%s", v->str);
+    v = opts_get(&o, "log-level");
+    c->log_level = log_level_parse(v->str);
+    if (c->log_level < 0) {
+        snprintf(err, sizeof err, "--log-level: expected error, warn, info or debug, got \"%.32s\"",
+                 v->str);
+        fail(err);
+        goto out;
+    }
+    if (c->public_port == 0)
+        c->public_port = (unsigned)addr_port((struct sockaddr *)&c->listen[0].ss);
+    r = 0;
+out:
+    opts_free(&o);
+    return r;
+}
+
+void config_public_url(const struct config *c, const char *name, char *out, size_t cap)
+{
+    bool default_port = (strcmp(c->public_scheme, "http") == 0 && c->public_port == 80) ||
+                        (strcmp(c->public_scheme, "https") == 0 && c->public_port == 443);
+    if (default_port)
+        snprintf(out, cap, "%s://%s.%s", c->public_scheme, name, c->domain);
+    else
+        snprintf(out, cap, "%s://%s.%s:%u", c->public_scheme, name, c->domain, c->public_port);
+}

@@ -1,0 +1,270 @@
+/*
+ * edge: lws context and vhost setup, the raw-file dispatcher, signals via a
+ * self-pipe in the loop, the periodic registry sweep, and the drain sequence
+ * (stop accepting -> finish visitors -> close tunnels with 1001 -> stop).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "edge.h"
+#include "frame.h"
+#include "listener.h"
+#include "log.h"
+#include "registry.h"
+#include "session.h"
+#include "visitor.h"
+
+#define SWEEP_US (10 * LWS_US_PER_SEC)
+
+static int signal_pipe_w = -1;
+
+uint64_t edge_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    if (signal_pipe_w >= 0) {
+        ssize_t w = write(signal_pipe_w, &b, 1);
+        (void)w;
+    }
+    errno = saved;
+}
+
+static int signal_callback(struct edge *e, enum lws_callback_reasons reason)
+{
+    if (reason != LWS_CALLBACK_RAW_RX_FILE)
+        return 0;
+    unsigned char sigs[16];
+    ssize_t n = read(e->sigpipe[0], sigs, sizeof sigs);
+    for (ssize_t i = 0; i < n; i++) {
+        if (sigs[i] == SIGHUP) {
+            log_info("SIGHUP: reloading keys");
+            auth_reload(e->auth);
+        } else {
+            log_info("%s: draining", sigs[i] == SIGTERM ? "SIGTERM" : "SIGINT");
+            edge_drain(e);
+        }
+    }
+    return 0;
+}
+
+static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                        size_t len)
+{
+    struct raw_obj *o = lws_get_opaque_user_data(wsi);
+    if (!o)
+        return 0;
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    switch (o->kind) {
+    case RAW_LISTENER:
+        return listener_callback(wsi, reason, (struct listener *)o);
+    case RAW_VISITOR:
+        return visitor_callback(wsi, reason, (struct visitor *)o);
+    case RAW_SIGNAL:
+        return signal_callback(lws_get_vhost_user(vh), reason);
+    }
+    return 0;
+}
+
+static const struct lws_protocols protocols[] = {
+    {WARREN_WS_PROTOCOL, session_callback, sizeof(void *), FRAME_MAX_LEN + 1024, 0, NULL,
+     FRAME_MAX_LEN + 64},
+    {WARREN_RAW_PROTOCOL, raw_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void sweep(lws_sorted_usec_list_t *sul)
+{
+    struct edge *e = lws_container_of(sul, struct edge, sweep_sul);
+    registry_sweep(e->reg, edge_now_ms());
+    lws_sul_schedule(e->ctx, 0, &e->sweep_sul, sweep, SWEEP_US);
+}
+
+static void drain_deadline(lws_sorted_usec_list_t *sul)
+{
+    struct edge *e = lws_container_of(sul, struct edge, drain_sul);
+    if (!e->stopping && (e->nvisitors || e->nsessions)) {
+        log_warnx("drain deadline reached with %u connections and %u tunnels: closing them",
+                  e->nvisitors, e->nsessions);
+        if (!e->closing_sessions) {
+            e->closing_sessions = true;
+            session_close_all(e, LWS_CLOSE_STATUS_GOINGAWAY, "edge shutting down");
+            lws_sul_schedule(e->ctx, 0, &e->drain_sul, drain_deadline, LWS_US_PER_SEC);
+            return;
+        }
+    }
+    e->stopping = true;
+    lws_cancel_service(e->ctx);
+}
+
+void edge_check_drained(struct edge *e)
+{
+    if (!e->draining || e->stopping)
+        return;
+    if (e->nvisitors > 0)
+        return;
+    if (!e->closing_sessions) {
+        e->closing_sessions = true;
+        session_close_all(e, LWS_CLOSE_STATUS_GOINGAWAY, "edge shutting down");
+    }
+    if (e->nsessions == 0) {
+        log_info("drained");
+        e->stopping = true;
+        lws_cancel_service(e->ctx);
+    }
+}
+
+void edge_drain(struct edge *e)
+{
+    if (e->draining)
+        return;
+    e->draining = true;
+    for (unsigned i = 0; i < e->nlisteners; i++)
+        listener_stop(e->listeners[i]);
+    visitor_drain_all(e);
+    lws_sul_schedule(e->ctx, 0, &e->drain_sul, drain_deadline,
+                     (lws_usec_t)e->cfg->drain_timeout * LWS_US_PER_SEC);
+    edge_check_drained(e);
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int setup_signals(struct edge *e)
+{
+    if (pipe2(e->sigpipe, O_NONBLOCK | O_CLOEXEC) < 0)
+        return -1;
+    signal_pipe_w = e->sigpipe[1];
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    e->sigobj.kind = RAW_SIGNAL;
+    lws_adopt_desc_t ad;
+    memset(&ad, 0, sizeof ad);
+    ad.vh = e->vh;
+    ad.type = LWS_ADOPT_RAW_FILE_DESC;
+    ad.fd.filefd = e->sigpipe[0];
+    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
+    ad.opaque = &e->sigobj;
+    if (!lws_adopt_descriptor_vhost_via_info(&ad)) {
+        e->sigpipe[0] = -1;
+        return -1;
+    }
+    return 0;
+}
+
+struct edge *edge_new(const struct config *cfg)
+{
+    struct edge *e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    e->cfg = cfg;
+    e->sigpipe[0] = e->sigpipe[1] = -1;
+    e->reg = registry_new();
+    e->txbuf = malloc(LWS_PRE + FRAME_MAX_LEN);
+    if (!e->reg || !e->txbuf)
+        goto fail;
+    raise_nofile();
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+
+    lws_set_log_level(log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : 0, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.pt_serv_buf_size = 64 * 1024;
+    info.max_http_header_data = 16384;
+    info.fd_limit_per_thread = rl.rlim_cur > 1000000 ? 1000000 : (unsigned)rl.rlim_cur;
+    e->ctx = lws_create_context(&info);
+    if (!e->ctx) {
+        log_errx("could not create the event loop");
+        goto fail;
+    }
+    e->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
+    e->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval * 3);
+    struct lws_context_creation_info vi;
+    memset(&vi, 0, sizeof vi);
+    vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+    vi.protocols = protocols;
+    vi.vhost_name = "edge";
+    vi.user = e;
+    vi.retry_and_idle_policy = &e->retry;
+    vi.max_http_header_data = 16384;
+    e->vh = lws_create_vhost(e->ctx, &vi);
+    if (!e->vh) {
+        log_errx("could not create the vhost");
+        goto fail;
+    }
+    for (unsigned i = 0; i < cfg->nlisten; i++) {
+        e->listeners[i] = listener_new(e, &cfg->listen[i]);
+        if (!e->listeners[i])
+            goto fail;
+        e->nlisteners++;
+    }
+    for (unsigned i = 0; i < e->nlisteners; i++)
+        if (listener_start(e->listeners[i]) < 0)
+            goto fail;
+    if (setup_signals(e) < 0) {
+        log_errx("could not set up signal handling");
+        goto fail;
+    }
+    lws_sul_schedule(e->ctx, 0, &e->sweep_sul, sweep, SWEEP_US);
+    return e;
+fail:
+    edge_free(e);
+    return NULL;
+}
+
+int edge_run(struct edge *e)
+{
+    while (!e->stopping)
+        if (lws_service(e->ctx, 0) < 0)
+            return -1;
+    return 0;
+}
+
+void edge_free(struct edge *e)
+{
+    if (!e)
+        return;
+    if (e->ctx) {
+        lws_sul_cancel(&e->sweep_sul);
+        lws_sul_cancel(&e->drain_sul);
+        e->stopping = true;
+        lws_context_destroy(e->ctx);
+    }
+    for (unsigned i = 0; i < e->nlisteners; i++)
+        listener_free(e->listeners[i]);
+    if (e->sigpipe[1] >= 0)
+        close(e->sigpipe[1]);
+    signal_pipe_w = -1;
+    registry_free(e->reg);
+    auth_free(e->auth);
+    free(e->txbuf);
+    free(e);
+}

@@ -1,0 +1,72 @@
+/*
+ * edge: one tunneld process. Owns the lws context and its single vhost, the
+ * listeners, the tunnel registry, auth, counters and the drain state, and
+ * dispatches lws callbacks to the module that owns each connection kind.
+ */
+#ifndef WARREN_SERVER_EDGE_H
+#define WARREN_SERVER_EDGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "config.h"
+
+struct registry;
+struct auth;
+struct listener;
+struct session;
+struct visitor;
+
+/* Every raw-file connection's opaque user data starts with one of these, so
+ * the raw protocol callback knows whose it is. */
+enum raw_kind { RAW_LISTENER = 1, RAW_VISITOR, RAW_SIGNAL };
+struct raw_obj {
+    enum raw_kind kind;
+};
+
+struct edge_stats {
+    uint64_t visitors_accepted, requests, tunnels_opened, bytes_in, bytes_out;
+    uint64_t errors_404, errors_502, errors_503, errors_504, errors_400;
+};
+
+struct edge {
+    const struct config *cfg;
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    struct registry *reg;
+    struct auth *auth;
+    struct listener *listeners[CONFIG_MAX_LISTEN];
+    unsigned nlisteners;
+    unsigned nvisitors, nsessions;
+    struct session *sessions; /* list of all control sessions */
+    struct visitor *visitors; /* list of all public connections */
+    uint8_t *txbuf;           /* LWS_PRE + FRAME_MAX_LEN: one frame being written */
+    bool draining, stopping, closing_sessions;
+    lws_sorted_usec_list_t drain_sul, sweep_sul;
+    int sigpipe[2];
+    struct raw_obj sigobj;
+    lws_retry_bo_t retry;
+    struct edge_stats stats;
+};
+
+/* Create the edge: lws context, vhost, listeners (bound now, so errors are
+ * reported before the loop starts). NULL after logging the reason. */
+struct edge *edge_new(const struct config *cfg);
+/* Run the event loop until the edge stopped (drained or failed). 0 or -1. */
+int edge_run(struct edge *e);
+void edge_free(struct edge *e);
+
+/* Begin a graceful drain (SIGTERM). */
+void edge_drain(struct edge *e);
+/* Called by visitors/sessions when they go away during a drain. */
+void edge_check_drained(struct edge *e);
+
+/* Monotonic seconds. */
+uint64_t edge_now_ms(void);
+
+#define WARREN_WS_PROTOCOL "warren-tunnel"
+#define WARREN_RAW_PROTOCOL "warren-raw"
+
+#endif

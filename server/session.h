@@ -1,0 +1,34 @@
+/*
+ * session: one tunnel's control WebSocket on the edge. It runs the handshake
+ * (HELLO -> WELCOME/ERROR), owns the mux that carries the tunnel's streams,
+ * holds the tunnel's name in the registry, and writes exactly one WebSocket
+ * message per WRITEABLE callback (control text first, then mux frames).
+ */
+#ifndef WARREN_SERVER_SESSION_H
+#define WARREN_SERVER_SESSION_H
+
+#include <libwebsockets.h>
+
+#include "frame.h"
+#include "mux.h"
+
+struct edge;
+struct session;
+
+/* The lws protocol callback of WARREN_WS_PROTOCOL. */
+int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                     size_t len);
+
+/* Open a stream to the CLI for a visitor. NULL with errno EBUSY when the
+ * tunnel has max_streams open, or ENOMEM. */
+mux_stream *session_open_stream(struct session *s, const struct frame_open *o, void *visitor);
+const char *session_name(const struct session *s);
+/* Close the session's WebSocket with this close code (1001 going away on
+ * drain, 4000 replaced) after pending control messages are written. */
+void session_close(struct session *s, int code, const char *reason);
+/* Close every session (drain). */
+void session_close_all(struct edge *e, int code, const char *reason);
+/* Free every session's state at context destruction. */
+void session_destroy_all(struct edge *e);
+
+#endif

@@ -1,0 +1,824 @@
+/*
+ * visitor: a public connection, from accept to close.
+ *
+ * Visitor -> tunnel: bytes are read into `in` (at most max_head bytes wait
+ * there); each request head is parsed and checked by hmsg, routed, rewritten
+ * (X-Forwarded-*) and appended to the stream's tx buffer; body bytes follow
+ * as hmsg delimits them. Reading stops while `in` is full, which happens when
+ * the stream's tx buffer is full (no credit), while an upgrade waits for its
+ * answer, or when too many responses are outstanding: that is the
+ * back-pressure.
+ *
+ * Tunnel -> visitor: the stream's rx bytes are written as they are, observed
+ * by hobs to learn where responses end (pipelining, HEAD, 1xx, 101).
+ *
+ * The edge answers by itself only while no byte of the current response has
+ * been written; later failures just close the connection. Closing after an
+ * answer is lingering: shut the write side, discard input until EOF or a short
+ * deadline, then close, so the visitor's kernel does not throw the answer away.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "addr.h"
+#include "edge.h"
+#include "errpage.h"
+#include "hmsg.h"
+#include "hobs.h"
+#include "log.h"
+#include "names.h"
+#include "registry.h"
+#include "session.h"
+#include "visitor.h"
+
+#define MAX_HEAD 16384
+#define MAX_HEADERS 100
+#define MAX_PENDING 64       /* pipelined requests awaiting a response */
+#define HEAD_ROOM (MAX_HEAD + 1024)
+#define LINGER_MS 3000
+#define WRITE_BUDGET (1024 * 1024)
+
+enum vstate {
+    V_HEAD,    /* reading / parsing a request head */
+    V_BODY,    /* forwarding the current request's body */
+    V_UPGRADE, /* an upgrade request went out; waiting to see if the answer is 101 */
+    V_RAW,     /* after 101: a two-way pipe */
+    V_ERROR,   /* the edge answers (after outstanding responses), then lingers */
+    V_LINGER,  /* write side shut; discarding input until EOF or deadline */
+};
+
+struct visitor {
+    struct raw_obj obj;
+    struct edge *e;
+    struct lws *wsi;
+    int fd;
+    struct visitor *prev, *next;
+    char peer[ADDR_TEXT_MAX], peer_ip[ADDR_TEXT_MAX];
+    uint8_t *in;
+    size_t in_len;
+    hmsg *req;
+    hobs *resp;
+    mux_stream *st;
+    char name[NAME_MAX_LEN + 1];
+    char host[256];
+    enum vstate state;
+    bool reading, read_eof, kill, html, draining;
+    unsigned pending;       /* requests forwarded, response not finished */
+    uint64_t head_fifo;     /* bit i: pending request i was HEAD */
+    uint64_t upgrade_fifo;  /* bit i: pending request i asked for an upgrade */
+    unsigned resp_status;   /* status of the response being relayed */
+    uint64_t resp_mark;     /* hobs position where the last response ended */
+    char *out;              /* an answer of the edge itself */
+    size_t out_len, out_off;
+    unsigned err_status;
+    uint64_t last_activity, head_start;
+    lws_sorted_usec_list_t sul, rsul;
+};
+
+static void arm_timer(struct visitor *v);
+
+/* Bytes of the current (unfinished) response already written to the visitor. */
+static uint64_t resp_bytes(const struct visitor *v)
+{
+    return hobs_total(v->resp) - v->resp_mark;
+}
+
+static void set_reading(struct visitor *v)
+{
+    bool want;
+    if (v->read_eof || v->kill || !v->wsi)
+        want = false;
+    else if (v->state == V_LINGER)
+        want = true;
+    else if (v->state == V_ERROR)
+        want = false;
+    else if (v->state == V_RAW)
+        want = v->in_len == 0 && v->st && buf_room(mux_stream_tx(v->st)) > 0;
+    else
+        want = v->in_len < MAX_HEAD;
+    if (want != v->reading) {
+        v->reading = want;
+        lws_rx_flow_control(v->wsi, want ? 1 : 0);
+    }
+}
+
+static void kill_later(struct visitor *v)
+{
+    v->kill = true;
+    if (v->wsi)
+        lws_callback_on_writable(v->wsi);
+}
+
+static void release_stream(struct visitor *v, uint16_t code)
+{
+    if (v->st) {
+        mux_stream_release(v->st, code);
+        v->st = NULL;
+    }
+}
+
+/* Shut our write side and discard input for a moment before closing. */
+static void linger(struct visitor *v)
+{
+    release_stream(v, v->read_eof ? 0 : RST_CANCEL);
+    shutdown(v->fd, SHUT_WR);
+    if (v->read_eof) {
+        kill_later(v);
+        return;
+    }
+    v->state = V_LINGER;
+    v->in_len = 0;
+    arm_timer(v);
+    set_reading(v);
+}
+
+/* The edge answers `status` itself once outstanding responses are written. */
+static void respond(struct visitor *v, unsigned status, const char *detail)
+{
+    struct edge *e = v->e;
+    if (v->state == V_ERROR || v->state == V_LINGER)
+        return;
+    char page[4096];
+    const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
+    size_t n = errpage_render(page, sizeof page, status, detail, v->name[0] ? v->name : NULL,
+                              v->html, false, extra);
+    free(v->out);
+    v->out = malloc(n);
+    if (v->out)
+        memcpy(v->out, page, n);
+    v->out_len = v->out ? n : 0;
+    v->out_off = 0;
+    v->err_status = status;
+    v->state = V_ERROR;
+    switch (status) {
+    case 404: e->stats.errors_404++; break;
+    case 502: e->stats.errors_502++; break;
+    case 503: e->stats.errors_503++; break;
+    case 504: e->stats.errors_504++; break;
+    default: if (status >= 400 && status < 500) e->stats.errors_400++; break;
+    }
+    log_info("visitor=%s tunnel=%s answered %u: %s", v->peer, v->name[0] ? v->name : "-", status,
+             detail);
+    lws_sul_cancel(&v->rsul);
+    set_reading(v);
+    lws_callback_on_writable(v->wsi);
+}
+
+static void respond_now(struct visitor *v, unsigned status, const char *detail)
+{
+    /* outstanding responses that never started are abandoned */
+    v->pending = 0;
+    respond(v, status, detail);
+}
+
+/* --- response side: observe what the tunnel sends back --- */
+
+static void resp_on_head(void *ud, const struct hmsg_head *h)
+{
+    struct visitor *v = ud;
+    v->resp_status = h->status;
+    if (h->status == 101 && v->pending > 0 && (v->upgrade_fifo & 1)) {
+        v->state = V_RAW;
+        log_debug("visitor=%s tunnel=%s upgraded: raw pipe", v->peer, v->name);
+    }
+}
+
+static void resp_on_end(void *ud)
+{
+    struct visitor *v = ud;
+    if (v->resp_status >= 100 && v->resp_status < 200 && v->resp_status != 101)
+        return; /* interim response: the real one follows */
+    if (v->pending == 0)
+        return;
+    bool was_upgrade = v->upgrade_fifo & 1;
+    v->pending--;
+    v->head_fifo >>= 1;
+    v->upgrade_fifo >>= 1;
+    v->resp_mark = hobs_total(v->resp);
+    if (v->pending > 0 && (v->head_fifo & 1))
+        hobs_expect_head_response(v->resp);
+    if (was_upgrade && v->state == V_UPGRADE)
+        v->state = V_HEAD; /* the upgrade was declined: go on with HTTP */
+}
+
+static const struct hobs_ops resp_ops = {resp_on_head, resp_on_end};
+
+static void response_timeout(lws_sorted_usec_list_t *sul)
+{
+    struct visitor *v = lws_container_of(sul, struct visitor, rsul);
+    if (v->pending > 0 && resp_bytes(v) == 0 && v->state != V_ERROR && v->state != V_LINGER) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the local service of tunnel \"%s\" did not answer within %u s",
+                 v->name, v->e->cfg->response_timeout);
+        release_stream(v, RST_TIMEOUT);
+        respond_now(v, 504, msg);
+    }
+}
+
+static void arm_response_timer(struct visitor *v)
+{
+    lws_sul_schedule(v->e->ctx, 0, &v->rsul, response_timeout,
+                     (lws_usec_t)v->e->cfg->response_timeout * LWS_US_PER_SEC);
+}
+
+/* --- timers: head deadline, idle, linger --- */
+
+static void on_timer(lws_sorted_usec_list_t *sul)
+{
+    struct visitor *v = lws_container_of(sul, struct visitor, sul);
+    const struct config *c = v->e->cfg;
+    uint64_t now = edge_now_ms();
+    if (v->state == V_LINGER) {
+        kill_later(v);
+        return;
+    }
+    if (v->state == V_HEAD && v->in_len > 0 && v->pending == 0) {
+        if (now - v->head_start >= (uint64_t)c->head_timeout * 1000) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "the request head did not arrive within %u s",
+                     c->head_timeout);
+            respond(v, 408, msg);
+            return;
+        }
+    } else if (v->state != V_ERROR && now - v->last_activity >= (uint64_t)c->idle_timeout * 1000 &&
+               (v->pending == 0 || v->state == V_RAW)) {
+        log_debug("visitor=%s idle for %u s: closing", v->peer, c->idle_timeout);
+        kill_later(v);
+        return;
+    }
+    arm_timer(v);
+}
+
+static void arm_timer(struct visitor *v)
+{
+    const struct config *c = v->e->cfg;
+    uint64_t now = edge_now_ms(), at;
+    if (v->state == V_LINGER)
+        at = now + LINGER_MS;
+    else if (v->state == V_HEAD && v->in_len > 0 && v->pending == 0)
+        at = v->head_start + (uint64_t)c->head_timeout * 1000;
+    else if (v->state == V_HEAD && v->pending == 0 && v->resp == NULL)
+        at = v->last_activity + (uint64_t)c->head_timeout * 1000; /* nothing sent yet */
+    else
+        at = v->last_activity + (uint64_t)c->idle_timeout * 1000;
+    if (at <= now)
+        at = now + 1;
+    lws_sul_schedule(v->e->ctx, 0, &v->sul, on_timer, (lws_usec_t)(at - now) * 1000);
+}
+
+/* --- routing and forwarding of requests --- */
+
+static bool wants_html(const struct hmsg_head *h)
+{
+    const struct hmsg_header *a = hmsg_find(h, "accept");
+    return a && memmem(a->value.p, a->value.len, "text/html", 9) != NULL;
+}
+
+static bool is_control_upgrade(const struct hmsg_head *h)
+{
+    struct hslice t = h->target;
+    size_t plen = t.len;
+    const char *q = memchr(t.p, '?', t.len);
+    if (q)
+        plen = (size_t)(q - t.p);
+    const struct hmsg_header *up = hmsg_find(h, "upgrade");
+    return h->upgrade && up && up->value.len == 9 && strncasecmp(up->value.p, "websocket", 9) == 0 &&
+           plen == 8 && memcmp(t.p, "/_tunnel", 8) == 0;
+}
+
+enum route { ROUTE_FORWARD, ROUTE_ANSWERED, ROUTE_HANDOFF };
+
+/* Hand the connection (everything read so far) to lws as a control WebSocket. */
+static enum route handoff(struct visitor *v)
+{
+    int fd2 = dup(v->fd);
+    if (fd2 < 0) {
+        respond(v, 503, "the edge is out of file descriptors");
+        return ROUTE_ANSWERED;
+    }
+    struct lws *w =
+        lws_adopt_socket_vhost_readbuf(v->e->vh, fd2, (const char *)v->in, v->in_len);
+    if (!w)
+        log_debug("visitor=%s control upgrade refused by the WebSocket layer", v->peer);
+    v->in_len = 0;
+    return ROUTE_HANDOFF;
+}
+
+/* First request of the connection: decide where it goes. */
+static enum route route_first(struct visitor *v, const struct hmsg_head *h, const char *host)
+{
+    struct edge *e = v->e;
+    const char *domain = e->cfg->domain;
+    size_t hl = strlen(host), dl = strlen(domain);
+    char msg[400];
+    bool under = hl > dl + 1 && host[hl - dl - 1] == '.' && memcmp(host + hl - dl, domain, dl) == 0;
+    if (!under) {
+        if (is_control_upgrade(h))
+            return ROUTE_HANDOFF;
+        snprintf(msg, sizeof msg,
+                 "this is a warren edge: tunnels are served at NAME.%s; \"%s\" is not one", domain,
+                 host);
+        respond(v, 404, msg);
+        return ROUTE_ANSWERED;
+    }
+    size_t nl = hl - dl - 1;
+    if (nl > NAME_MAX_LEN || memchr(host, '.', nl) || name_validate(host, nl) == -EINVAL) {
+        snprintf(msg, sizeof msg, "\"%.*s\" is not a tunnel name", (int)(nl > 80 ? 80 : nl),
+                 host);
+        respond(v, 404, msg);
+        return ROUTE_ANSWERED;
+    }
+    memcpy(v->name, host, nl);
+    v->name[nl] = 0;
+    struct session *s = registry_find(e->reg, v->name);
+    if (!s) {
+        if (registry_taken(e->reg, v->name, edge_now_ms())) {
+            snprintf(msg, sizeof msg,
+                     "tunnel \"%s\" is offline: its client disconnected and may reconnect soon",
+                     v->name);
+            respond(v, 502, msg);
+        } else {
+            snprintf(msg, sizeof msg, "no tunnel named \"%s\" is online", v->name);
+            respond(v, 404, msg);
+        }
+        return ROUTE_ANSWERED;
+    }
+    struct frame_open o = {.proto = FRAME_PROTO_HTTP};
+    snprintf(o.remote, sizeof o.remote, "%s", v->peer);
+    v->st = session_open_stream(s, &o, v);
+    if (!v->st) {
+        if (errno == EBUSY)
+            snprintf(msg, sizeof msg,
+                     "tunnel \"%s\" is serving its maximum of %u concurrent connections; retry "
+                     "shortly",
+                     v->name, e->cfg->max_streams);
+        else
+            snprintf(msg, sizeof msg, "tunnel \"%s\" cannot take a connection now", v->name);
+        respond(v, 503, msg);
+        return ROUTE_ANSWERED;
+    }
+    snprintf(v->host, sizeof v->host, "%s", host);
+    log_debug("visitor=%s tunnel=%s stream=%u opened", v->peer, v->name, mux_stream_id(v->st));
+    return ROUTE_FORWARD;
+}
+
+static enum route on_head(struct visitor *v, const struct hmsg_head *h)
+{
+    char host[256], msg[400];
+    v->html = wants_html(h);
+    if (hmsg_host_name(h, host, sizeof host) < 0) {
+        respond(v, 400, "the Host header is missing or not a host name");
+        return ROUTE_ANSWERED;
+    }
+    if (!v->host[0]) {
+        enum route r = route_first(v, h, host);
+        if (r != ROUTE_FORWARD)
+            return r;
+    } else if (strcmp(host, v->host) != 0) {
+        snprintf(msg, sizeof msg,
+                 "this connection belongs to tunnel \"%s\"; open a new connection for \"%.100s\"",
+                 v->name, host);
+        respond(v, 421, msg);
+        return ROUTE_ANSWERED;
+    }
+    if (!v->st) {
+        snprintf(msg, sizeof msg, "tunnel \"%s\" closed this connection", v->name);
+        respond(v, 502, msg);
+        return ROUTE_ANSWERED;
+    }
+    uint8_t head[HEAD_ROOM];
+    struct hmsg_forward fw = {.client_ip = v->peer_ip, .proto = "http"};
+    ssize_t n = hmsg_rewrite_request(h, &fw, head, sizeof head);
+    if (n < 0) {
+        respond(v, 431, "the request head is too large");
+        return ROUTE_ANSWERED;
+    }
+    if (buf_append(mux_stream_tx(v->st), head, (size_t)n) < 0) {
+        respond(v, 503, "the edge is out of memory");
+        return ROUTE_ANSWERED;
+    }
+    v->e->stats.requests++;
+    return ROUTE_FORWARD;
+}
+
+static void consume_in(struct visitor *v, size_t n)
+{
+    memmove(v->in, v->in + n, v->in_len - n);
+    v->in_len -= n;
+}
+
+/* A request was forwarded completely. */
+static void request_done(struct visitor *v, bool is_head, bool upgrade)
+{
+    if (v->pending == 0 && is_head)
+        hobs_expect_head_response(v->resp);
+    if (is_head)
+        v->head_fifo |= 1ULL << v->pending;
+    if (upgrade)
+        v->upgrade_fifo |= 1ULL << v->pending;
+    if (v->pending == 0)
+        arm_response_timer(v);
+    v->pending++;
+    v->state = upgrade ? V_UPGRADE : V_HEAD;
+    v->head_start = edge_now_ms();
+}
+
+/* Move what can be moved from `in` to the stream; returns false when the
+ * visitor was handed to lws (the caller must return -1 from its callback). */
+static bool process_in(struct visitor *v)
+{
+    for (int guard = 0; guard < 256; guard++) {
+        size_t used = 0;
+        enum hmsg_event ev;
+        if (v->state == V_HEAD) {
+            if (v->in_len == 0 || v->pending >= MAX_PENDING)
+                return true;
+            if (v->st && buf_room(mux_stream_tx(v->st)) < HEAD_ROOM)
+                return true; /* resumed by visitor_stream_writable */
+            ev = hmsg_feed(v->req, v->in, v->in_len, &used);
+            if (ev == HMSG_NEED_MORE)
+                return true;
+            if (ev == HMSG_ERROR) {
+                respond_now(v, hmsg_error_status(v->req), hmsg_error_reason(v->req));
+                return true;
+            }
+            const struct hmsg_head *h = hmsg_head(v->req);
+            enum route r = on_head(v, h);
+            if (r == ROUTE_HANDOFF)
+                return !(handoff(v) == ROUTE_HANDOFF);
+            if (r == ROUTE_ANSWERED)
+                return true;
+            consume_in(v, used);
+            v->state = V_BODY;
+            continue;
+        }
+        if (v->state == V_BODY) {
+            if (!v->st) {
+                respond_now(v, 502, "the tunnel closed the connection");
+                return true;
+            }
+            buf *tx = mux_stream_tx(v->st);
+            size_t n = v->in_len < buf_room(tx) ? v->in_len : buf_room(tx);
+            ev = hmsg_feed(v->req, v->in, n, &used);
+            if (ev == HMSG_ERROR) {
+                release_stream(v, RST_PROTOCOL);
+                respond_now(v, hmsg_error_status(v->req), hmsg_error_reason(v->req));
+                return true;
+            }
+            if (used) {
+                buf_append(tx, v->in, used);
+                consume_in(v, used);
+                mux_stream_tx_kick(v->st);
+            }
+            if (ev == HMSG_END) {
+                const struct hmsg_head *h = hmsg_head(v->req);
+                bool is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+                request_done(v, is_head, h->upgrade);
+                continue;
+            }
+            return true; /* need more bytes or more room */
+        }
+        if (v->state == V_RAW && v->in_len > 0 && v->st) {
+            buf *tx = mux_stream_tx(v->st);
+            size_t n = v->in_len < buf_room(tx) ? v->in_len : buf_room(tx);
+            if (n) {
+                buf_append(tx, v->in, n);
+                consume_in(v, n);
+                mux_stream_tx_kick(v->st);
+            }
+        }
+        return true;
+    }
+    return true;
+}
+
+/* Visitor EOF: pass the half-close on, or finish. */
+static void on_read_eof(struct visitor *v)
+{
+    v->read_eof = true;
+    if (v->state == V_LINGER) {
+        kill_later(v);
+        return;
+    }
+    if (v->st && (v->state == V_HEAD || v->state == V_BODY || v->state == V_RAW ||
+                  v->state == V_UPGRADE)) {
+        mux_stream_shutdown(v->st);
+        mux_stream_tx_kick(v->st);
+    } else if (!v->st && v->pending == 0 && v->state != V_ERROR) {
+        kill_later(v);
+    }
+}
+
+static int on_readable(struct visitor *v)
+{
+    struct edge *e = v->e;
+    if (v->state == V_LINGER) {
+        uint8_t junk[4096];
+        ssize_t n = read(v->fd, junk, sizeof junk);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return -1;
+        return 0;
+    }
+    if (v->state == V_RAW && v->in_len == 0 && v->st) {
+        buf *tx = mux_stream_tx(v->st);
+        ssize_t n = buf_read_fd(tx, v->fd, 0);
+        if (n > 0) {
+            e->stats.bytes_in += (uint64_t)n;
+            v->last_activity = edge_now_ms();
+            mux_stream_tx_kick(v->st);
+        } else if (n == 0) {
+            on_read_eof(v);
+        } else if (n != -EAGAIN && n != -EINTR) {
+            return -1;
+        }
+        set_reading(v);
+        return 0;
+    }
+    if (v->in_len < MAX_HEAD) {
+        ssize_t n = read(v->fd, v->in + v->in_len, MAX_HEAD - v->in_len);
+        if (n > 0) {
+            if (v->in_len == 0 && v->state == V_HEAD) {
+                v->head_start = edge_now_ms();
+                if (v->pending == 0)
+                    arm_timer(v);
+            }
+            v->in_len += (size_t)n;
+            e->stats.bytes_in += (uint64_t)n;
+            v->last_activity = edge_now_ms();
+        } else if (n == 0) {
+            on_read_eof(v);
+        } else if (errno != EAGAIN && errno != EINTR) {
+            return -1;
+        }
+    }
+    if (!process_in(v))
+        return -1;
+    if (v->read_eof && v->in_len > 0 && v->state == V_HEAD && v->pending == 0)
+        kill_later(v); /* a partial head and then EOF: nothing to answer */
+    set_reading(v);
+    return 0;
+}
+
+/* The stream's rx is drained and the tunnel sent FIN. */
+static void on_stream_done(struct visitor *v)
+{
+    if (v->pending > 0 && resp_bytes(v) == 0 && v->state != V_RAW) {
+        char msg[200];
+        snprintf(msg, sizeof msg,
+                 "the local service of tunnel \"%s\" closed the connection without answering",
+                 v->name);
+        release_stream(v, 0);
+        respond_now(v, 502, msg);
+        return;
+    }
+    hobs_eof(v->resp);
+    linger(v);
+}
+
+static int on_writeable(struct visitor *v)
+{
+    struct edge *e = v->e;
+    if (v->kill)
+        return -1;
+    size_t budget = WRITE_BUDGET;
+    while (v->st && budget > 0) {
+        buf *rx = mux_stream_rx(v->st);
+        size_t n;
+        const uint8_t *p = buf_peek(rx, &n);
+        if (!n)
+            break;
+        if (n > budget)
+            n = budget;
+        ssize_t w = write(v->fd, p, n);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                lws_callback_on_writable(v->wsi);
+                return 0;
+            }
+            log_debug("visitor=%s tunnel=%s write failed: %s", v->peer, v->name, strerror(errno));
+            release_stream(v, RST_CANCEL);
+            return -1;
+        }
+        e->stats.bytes_out += (uint64_t)w;
+        v->last_activity = edge_now_ms();
+        enum vstate before = v->state;
+        if (hobs_feed(v->resp, p, (size_t)w) < 0 && v->state != V_RAW) {
+            log_info("visitor=%s tunnel=%s the local service sent a malformed response; closing "
+                     "after it",
+                     v->peer, v->name);
+            hobs_set_raw(v->resp);
+            v->pending = 0;
+            if (!v->read_eof)
+                v->state = V_ERROR; /* stop taking requests; linger once drained */
+        }
+        buf_consume(rx, (size_t)w);
+        mux_stream_rx_consumed(v->st, (size_t)w);
+        budget -= (size_t)w;
+        if (v->pending > 0 && resp_bytes(v) == 0)
+            arm_response_timer(v);
+        else
+            lws_sul_cancel(&v->rsul);
+        if (before == V_UPGRADE && v->state != V_UPGRADE) {
+            if (!process_in(v))
+                return -1;
+            set_reading(v);
+        } else if (before != v->state || v->state == V_HEAD) {
+            if (!process_in(v))
+                return -1;
+            set_reading(v);
+        }
+        if ((size_t)w < n) {
+            lws_callback_on_writable(v->wsi);
+            return 0;
+        }
+    }
+    if (v->st && !buf_empty(mux_stream_rx(v->st))) {
+        lws_callback_on_writable(v->wsi);
+        return 0;
+    }
+    if (v->state == V_ERROR && v->out && (v->pending == 0 || !v->st)) {
+        while (v->out_off < v->out_len) {
+            ssize_t w = write(v->fd, v->out + v->out_off, v->out_len - v->out_off);
+            if (w < 0) {
+                if (errno == EAGAIN || errno == EINTR) {
+                    lws_callback_on_writable(v->wsi);
+                    return 0;
+                }
+                return -1;
+            }
+            v->out_off += (size_t)w;
+        }
+        free(v->out);
+        v->out = NULL;
+        linger(v);
+        return 0;
+    }
+    if (v->state == V_ERROR && !v->out && v->pending == 0) {
+        linger(v);
+        return 0;
+    }
+    if (v->st && mux_stream_rx_done(v->st))
+        on_stream_done(v);
+    else if (!v->st && v->state != V_ERROR && v->state != V_LINGER)
+        linger(v);
+    else if (v->draining && v->pending == 0 && v->state == V_HEAD && v->in_len == 0)
+        linger(v);
+    return 0;
+}
+
+/* --- stream events from the session --- */
+
+void visitor_stream_readable(struct visitor *v)
+{
+    if (v->wsi)
+        lws_callback_on_writable(v->wsi);
+}
+
+void visitor_stream_writable(struct visitor *v)
+{
+    if (!v->wsi)
+        return;
+    process_in(v); /* cannot hand off here: only the first head does that */
+    set_reading(v);
+}
+
+void visitor_stream_closed(struct visitor *v, uint16_t code)
+{
+    v->st = NULL;
+    if (v->pending > 0 && resp_bytes(v) == 0 && v->state != V_RAW) {
+        char msg[200];
+        if (code == RST_REFUSED)
+            snprintf(msg, sizeof msg,
+                     "the local service of tunnel \"%s\" refused the connection (is it running?)",
+                     v->name);
+        else if (code == RST_SESSION_GONE)
+            snprintf(msg, sizeof msg, "tunnel \"%s\" went offline", v->name);
+        else
+            snprintf(msg, sizeof msg, "tunnel \"%s\" reset the connection (%s)", v->name,
+                     frame_rst_name(code));
+        respond_now(v, code == RST_TOO_MANY ? 503 : code == RST_TIMEOUT ? 504 : 502, msg);
+        return;
+    }
+    if (v->state == V_BODY && v->pending == 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "tunnel \"%s\" closed the connection (%s)", v->name,
+                 frame_rst_name(code));
+        respond_now(v, 502, msg);
+        return;
+    }
+    kill_later(v);
+}
+
+/* --- lifecycle --- */
+
+static void visitor_free(struct visitor *v)
+{
+    struct edge *e = v->e;
+    lws_sul_cancel(&v->sul);
+    lws_sul_cancel(&v->rsul);
+    release_stream(v, RST_CANCEL);
+    hmsg_free(v->req);
+    hobs_free(v->resp);
+    free(v->in);
+    free(v->out);
+    if (v->prev)
+        v->prev->next = v->next;
+    else if (e->visitors == v)
+        e->visitors = v->next;
+    if (v->next)
+        v->next->prev = v->prev;
+    e->nvisitors--;
+    free(v);
+    edge_check_drained(e);
+}
+
+void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+    struct hmsg_limits lim = {.max_head = MAX_HEAD, .max_headers = MAX_HEADERS};
+    struct hmsg_limits rlim = {.max_head = 64 * 1024, .max_headers = HMSG_MAX_HEADERS_LIMIT};
+    struct visitor *v = calloc(1, sizeof *v);
+    if (!v) {
+        close(fd);
+        return;
+    }
+    v->obj.kind = RAW_VISITOR;
+    v->e = e;
+    v->fd = fd;
+    v->in = malloc(MAX_HEAD);
+    v->req = hmsg_new(HMSG_REQUEST, &lim);
+    v->resp = hobs_new(HMSG_RESPONSE, &rlim, &resp_ops, v);
+    if (!v->in || !v->req || !v->resp) {
+        hmsg_free(v->req);
+        hobs_free(v->resp);
+        free(v->in);
+        free(v);
+        close(fd);
+        return;
+    }
+    (void)salen;
+    addr_format(sa, v->peer, sizeof v->peer);
+    addr_format_ip(sa, v->peer_ip, sizeof v->peer_ip);
+    v->state = V_HEAD;
+    v->last_activity = v->head_start = edge_now_ms();
+    v->reading = true;
+    v->next = e->visitors;
+    if (e->visitors)
+        e->visitors->prev = v;
+    e->visitors = v;
+    e->nvisitors++;
+    e->stats.visitors_accepted++;
+
+    lws_adopt_desc_t ad;
+    memset(&ad, 0, sizeof ad);
+    ad.vh = e->vh;
+    ad.type = LWS_ADOPT_RAW_FILE_DESC;
+    ad.fd.filefd = fd;
+    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
+    ad.opaque = v;
+    struct lws *w = lws_adopt_descriptor_vhost_via_info(&ad);
+    if (!w) {
+        /* lws closed the fd and made no callbacks we keep */
+        v->wsi = NULL;
+        v->fd = -1;
+        log_warnx("visitor=%s could not be adopted into the event loop", v->peer);
+        visitor_free(v);
+        return;
+    }
+    v->wsi = w;
+    lws_sul_schedule(e->ctx, 0, &v->sul, on_timer,
+                     (lws_usec_t)e->cfg->head_timeout * LWS_US_PER_SEC);
+}
+
+int visitor_callback(struct lws *wsi, enum lws_callback_reasons reason, struct visitor *v)
+{
+    switch (reason) {
+    case LWS_CALLBACK_RAW_ADOPT_FILE:
+        v->wsi = wsi;
+        return 0;
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (v->kill)
+            return -1;
+        return on_readable(v);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        return on_writeable(v);
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        v->wsi = NULL;
+        visitor_free(v);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void visitor_drain_all(struct edge *e)
+{
+    for (struct visitor *v = e->visitors; v; v = v->next) {
+        v->draining = true;
+        if (v->state == V_HEAD && v->pending == 0 && v->in_len == 0)
+            kill_later(v);
+    }
+}

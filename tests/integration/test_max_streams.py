@@ -1,0 +1,36 @@
+"""--max-streams 4: with 4 requests in flight on a tunnel, a 5th gets 503 at
+once with a page that says why; when they finish, requests are served again."""
+
+import threading
+import time
+
+import harness as h
+
+with h.Test("max-streams", timeout=40) as t:
+    edge = t.tunneld(args=["--max-streams", "4"])
+    org = t.origin()
+    t.tunnel(edge, org.port, name="narrow")
+    H = edge.host("narrow")
+    res = [None] * 4
+
+    def slow(i):
+        try:
+            res[i] = h.request(edge.port, "GET", "/slow?delay_ms=3000", H, timeout=15).status
+        except Exception as e:  # noqa: BLE001
+            res[i] = repr(e)
+
+    ths = [threading.Thread(target=slow, args=(i,), daemon=True) for i in range(4)]
+    for th in ths:
+        th.start()
+    time.sleep(1.0)
+    t0 = time.monotonic()
+    r = h.request(edge.port, "GET", "/hello", H, timeout=10)
+    dt = time.monotonic() - t0
+    t.eq(r.status, 503, "5th concurrent request gets 503")
+    t.check(dt < 1.5, "503 at once", "%.2f s" % dt)
+    t.check("narrow" in r.text, "503 page names the tunnel", r.text[:300])
+    for th in ths:
+        th.join(15)
+    t.eq(res, [200] * 4, "the 4 in-flight requests completed")
+    r = h.request(edge.port, "GET", "/hello", H)
+    t.eq(r.status, 200, "served again once streams are free")
