@@ -271,6 +271,52 @@ static void on_receive(struct cli *c, struct lws *wsi, const uint8_t *in, size_t
     }
 }
 
+/*
+ * Frame one binary WebSocket message ourselves: header (2-14 bytes) written
+ * just before `payload`, payload masked in place with a fresh random key.
+ * lws's client masks byte by byte and sends 4 KiB at a time; doing it here
+ * and writing with LWS_WRITE_RAW costs about a tenth of that
+ * (docs/benchmarks.md). Returns the start of the frame and its length.
+ */
+#define WS_HDR_MAX 14
+
+static uint8_t *ws_client_frame(uint8_t *payload, size_t len, size_t *total)
+{
+    uint8_t key[4];
+    randombytes_buf(key, sizeof key);
+    size_t hl = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4;
+    uint8_t *h = payload - hl;
+    h[0] = 0x82; /* FIN, binary */
+    if (len < 126) {
+        h[1] = (uint8_t)(0x80 | len);
+    } else if (len <= 0xffff) {
+        h[1] = 0x80 | 126;
+        h[2] = (uint8_t)(len >> 8);
+        h[3] = (uint8_t)len;
+    } else {
+        h[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    }
+    memcpy(h + hl - 4, key, 4);
+    uint64_t k8;
+    uint8_t k8b[8];
+    for (int i = 0; i < 8; i++)
+        k8b[i] = key[i & 3];
+    memcpy(&k8, k8b, 8);
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, payload + i, 8);
+        w ^= k8;
+        memcpy(payload + i, &w, 8);
+    }
+    for (; i < len; i++)
+        payload[i] ^= key[i & 3];
+    *total = hl + len;
+    return h;
+}
+
 static int on_writeable(struct cli *c, struct lws *wsi)
 {
     if (c->ctl_out) {
@@ -290,10 +336,13 @@ static int on_writeable(struct cli *c, struct lws *wsi)
     }
     if (!c->mux || c->state != C_ONLINE)
         return 0;
-    size_t n = mux_next_frame(c->mux, c->txbuf + LWS_PRE, FRAME_MAX_LEN);
+    uint8_t *payload = c->txbuf + LWS_PRE + WS_HDR_MAX;
+    size_t n = mux_next_frame(c->mux, payload, FRAME_MAX_LEN);
     if (n == 0)
         return 0;
-    if (lws_write(wsi, c->txbuf + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n)
+    size_t total;
+    uint8_t *frame = ws_client_frame(payload, n, &total);
+    if (lws_write(wsi, frame, total, LWS_WRITE_RAW) < (int)total)
         return -1;
     if (mux_wants_write(c->mux))
         lws_callback_on_writable(wsi);

@@ -267,7 +267,7 @@ int main(int argc, char **argv)
         return EXIT_FATAL;
     }
     c.vh = lws_get_vhost_by_name(c.ctx, "default");
-    c.txbuf = malloc(LWS_PRE + FRAME_MAX_LEN);
+    c.txbuf = malloc(LWS_PRE + 14 + FRAME_MAX_LEN);
     c.retry.secs_since_valid_ping = 15;
     c.retry.secs_since_valid_hangup = 45;
     if (!c.vh || !c.txbuf || setup_signals(&c) < 0) {

@@ -82,6 +82,14 @@ static bool domain_ok(const char *d)
     return d[n - 1] != '-';
 }
 
+/* The reconnect-token key: BLAKE2b keyed with a purpose label, so the same
+ * secret can later key other MACs without any of them being interchangeable. */
+static void derive_token_key(const uint8_t *secret, size_t len, uint8_t out[TOKEN_KEY_LEN])
+{
+    static const char label[] = "warren reconnect token key v1";
+    crypto_generichash(out, TOKEN_KEY_LEN, secret, len, (const uint8_t *)label, sizeof label - 1);
+}
+
 static int read_secret_file(const char *path, uint8_t out[TOKEN_KEY_LEN], char *err, size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -103,7 +111,7 @@ static int read_secret_file(const char *path, uint8_t out[TOKEN_KEY_LEN], char *
                  n);
         return -EINVAL;
     }
-    crypto_generichash(out, TOKEN_KEY_LEN, (const uint8_t *)data, (size_t)n, NULL, 0);
+    derive_token_key((const uint8_t *)data, (size_t)n, out);
     sodium_memzero(data, sizeof data);
     return 0;
 }
@@ -170,8 +178,7 @@ int config_load(struct config *c, int argc, char **argv)
             fail("TUNNELD_SECRET: the secret must be at least 32 bytes");
             goto out;
         }
-        crypto_generichash(c->secret, TOKEN_KEY_LEN, (const uint8_t *)sv->str, strlen(sv->str),
-                           NULL, 0);
+        derive_token_key((const uint8_t *)sv->str, strlen(sv->str), c->secret);
         c->secret_given = true;
     } else {
         randombytes_buf(c->secret, sizeof c->secret);
