@@ -100,8 +100,8 @@ struct chunkv {
     size_t line;          /* bytes of the current chunk-size line */
     size_t trailer_bytes; /* bytes of the trailer section */
     unsigned ntrailers;
-    unsigned name_len;    /* trailer field name matcher */
-    unsigned cand;        /* bitmask of forbidden names still matching */
+    unsigned name_len; /* trailer field name matcher */
+    unsigned cand;     /* bitmask of forbidden names still matching */
 };
 
 struct hmsg {
@@ -312,8 +312,7 @@ static int check_request_line(hmsg *m, const uint8_t *p, size_t s, size_t e)
     case TF_ABSOLUTE:
         if (!valid_authority((const uint8_t *)auth.p, auth.len))
             return fail_scan(m, 400, "invalid authority in absolute-form target");
-        sc->authority =
-            (struct span){(uint32_t)((const uint8_t *)auth.p - p), (uint32_t)auth.len};
+        sc->authority = (struct span){(uint32_t)((const uint8_t *)auth.p - p), (uint32_t)auth.len};
         return 0;
     case TF_NONE:
         break;
@@ -734,7 +733,8 @@ static void trailer_name_byte(struct chunkv *cv, uint8_t c)
 {
     for (unsigned k = 0; k < NFORBIDDEN; k++) {
         const char *f = forbidden_trailers[k];
-        if ((cv->cand & (1u << k)) && (cv->name_len >= strlen(f) || lower(c) != (uint8_t)f[cv->name_len]))
+        if ((cv->cand & (1u << k)) &&
+            (cv->name_len >= strlen(f) || lower(c) != (uint8_t)f[cv->name_len]))
             cv->cand &= ~(1u << k);
     }
     cv->name_len++;
@@ -765,8 +765,8 @@ static const char *chunk_line_byte(struct chunkv *cv, uint8_t c)
             cv->size = cv->size * 16 + (uint64_t)hexval(c);
         } else if (c == ';') {
             cv->st = C_EXT_NAME0;
-        } else if (is_ws(c)) {
-            cv->st = C_BWS;
+        } else if (c == ' ') {
+            cv->st = C_BWS; /* http-parser takes no HT here */
         } else if (c == '\r') {
             cv->st = C_SIZE_LF;
         } else {
@@ -774,6 +774,11 @@ static const char *chunk_line_byte(struct chunkv *cv, uint8_t c)
         }
         return NULL;
     case C_BWS:
+        if (c == ';')
+            cv->st = C_EXT_NAME0;
+        else if (c != ' ')
+            return "invalid chunk extension";
+        return NULL;
     case C_EXT_AFTER_VAL:
         if (c == ';')
             cv->st = C_EXT_NAME0;

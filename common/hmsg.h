@@ -22,16 +22,21 @@
  *   loop: ev = hmsg_feed(m, bytes, n, &used)
  *     HMSG_NEED_MORE: head incomplete; keep ALL bytes (used == 0) and call
  *                     again with more appended (the head must be contiguous).
+ *                     Also returned inside a body when n == 0.
  *     HMSG_HEAD:      used == head length; hmsg_head(m) describes it (its
  *                     slices point into the bytes passed in this call).
+ *                     Empty lines before the start line are ignored (RFC 9112
+ *                     2.2): they count in used and max_head, not in raw.
  *     HMSG_BODY:      used > 0 bytes are body bytes of the current message.
  *     HMSG_END:       used >= 0 bytes end the current message (the last body
  *                     bytes, possibly 0); the next feed starts a new message.
  *     HMSG_ERROR:     hmsg_error_status(m) is the HTTP status to answer
- *                     (400, 431, 505...), hmsg_error_reason(m) a short text.
+ *                     (requests: 400, 431, 501, 505; responses: always 502),
+ *                     hmsg_error_reason(m) a short text.
  *   After HMSG_HEAD the caller keeps feeding until HMSG_END, even for messages
  *   without a body (that feed returns HMSG_END with used == 0, and may be
- *   called with n == 0).
+ *   called with n == 0). After the HMSG_END of a 101 response the connection
+ *   is no longer HTTP: feeding more bytes returns HMSG_ERROR.
  */
 #ifndef WARREN_HMSG_H
 #define WARREN_HMSG_H
@@ -85,7 +90,8 @@ struct hmsg_head {
 
 typedef struct hmsg hmsg;
 
-/* NULL on allocation failure or invalid limits. */
+/* NULL on allocation failure or invalid limits (max_head must be 1..65536,
+ * max_headers <= HMSG_MAX_HEADERS_LIMIT). */
 hmsg *hmsg_new(enum hmsg_kind kind, const struct hmsg_limits *lim);
 void hmsg_free(hmsg *m); /* accepts NULL */
 
@@ -95,7 +101,7 @@ enum hmsg_event hmsg_feed(hmsg *m, const uint8_t *p, size_t n, size_t *used);
 
 /* The peer closed its side. Returns HMSG_END if that ends the current message
  * cleanly (no message in progress, or a response delimited by EOF), else
- * HMSG_ERROR (truncated head or body). */
+ * HMSG_ERROR (truncated head or body). Feeding bytes afterwards is an error. */
 enum hmsg_event hmsg_feed_eof(hmsg *m);
 
 /* Response side only: the request this response answers was HEAD (no body
@@ -126,10 +132,13 @@ struct hmsg_forward {
 };
 
 /* Write the request head to forward: request line (absolute-form target turned
- * into origin-form), every header except X-Forwarded-For/-Proto/-Host and
- * Forwarded sent by the visitor, then X-Forwarded-For: client_ip,
- * X-Forwarded-Proto: proto, X-Forwarded-Host: <Host as sent>, then CRLF.
- * Returns the length, or -ENOSPC when cap is too small. */
+ * into origin-form), every header except X-Forwarded-* and Forwarded sent by
+ * the visitor (as "Name: value"), Host: <authority> if an HTTP/1.0
+ * absolute-form request had no Host, then X-Forwarded-For: client_ip,
+ * X-Forwarded-Proto: proto, X-Forwarded-Host: <Host as sent> (omitted when
+ * there is none), then CRLF. Returns the length, -ENOSPC when cap is too
+ * small, or -EINVAL when client_ip/proto are missing, empty or hold bytes
+ * outside visible ASCII. */
 ssize_t hmsg_rewrite_request(const struct hmsg_head *h, const struct hmsg_forward *fw, uint8_t *out,
                              size_t cap);
 

@@ -188,15 +188,19 @@ static const struct vec vecs[] = {
      0, 0},
     {"Chunked upper case", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: CHUNKED\r\n\r\n0\r\n\r\n", 0,
      0},
-    {"chunked with spaces", "POST / HTTP/1.1\r\n" H "Transfer-Encoding:  chunked  \r\n\r\n0\r\n\r\n",
-     0, 0},
+    {"chunked with spaces",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding:  chunked  \r\n\r\n0\r\n\r\n", 0, 0},
     {"chunk extensions and trailer",
      "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n"
      "A ; a=b;c=\"q\\\"s\" ;d\r\n0123456789\r\n0\r\nX-T: v\r\n\r\n",
      0, 0},
-    {"hex chunk size", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n00a\r\n0123456789\r\n0\r\n\r\n", 0, 0},
-    {"absolute-form, Host differs in case", "GET http://A.Example/x?y HTTP/1.1\r\nHost: a.EXAMPLE\r\n\r\n", 0, 0},
-    {"absolute-form https with port", "GET https://a.example:8443 HTTP/1.1\r\nHost: a.example:8443\r\n\r\n", 0, 0},
+    {"hex chunk size",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n00a\r\n0123456789\r\n0\r\n\r\n", 0,
+     0},
+    {"absolute-form, Host differs in case",
+     "GET http://A.Example/x?y HTTP/1.1\r\nHost: a.EXAMPLE\r\n\r\n", 0, 0},
+    {"absolute-form https with port",
+     "GET https://a.example:8443 HTTP/1.1\r\nHost: a.example:8443\r\n\r\n", 0, 0},
     {"absolute-form HTTP/1.0 no Host", "GET http://a.example/ HTTP/1.0\r\n\r\n", 0, 0},
     {"OPTIONS *", "OPTIONS * HTTP/1.1\r\n" H "\r\n", 0, 0},
     {"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\n" H "\r\n", 0, 0},
@@ -208,28 +212,44 @@ static const struct vec vecs[] = {
     {"empty value", "GET / HTTP/1.1\r\n" H "X-E:\r\n\r\n", 0, 0},
 
     /* CL + TE */
-    {"CL then TE", "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0, 400},
-    {"TE then CL", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 0, 400},
-    {"CL 0 with TE", "POST / HTTP/1.1\r\n" H "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 400},
+    {"CL then TE",
+     "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0,
+     400},
+    {"TE then CL",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 0,
+     400},
+    {"CL 0 with TE",
+     "POST / HTTP/1.1\r\n" H "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 400},
     /* Transfer-Encoding variants */
-    {"TE chunked, chunked", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked, chunked\r\n\r\n", 0, 400},
+    {"TE chunked, chunked", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked, chunked\r\n\r\n",
+     0, 400},
     {"TE xchunked", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: xchunked\r\n\r\n", 0, 400},
     {"TE chunkedx", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunkedx\r\n\r\n", 0, 400},
-    {"TE gzip, chunked", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: gzip, chunked\r\n\r\n", 0, 400},
-    {"TE chunked, gzip", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked, gzip\r\n\r\n", 0, 400},
+    {"TE gzip, chunked", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: gzip, chunked\r\n\r\n", 0,
+     400},
+    {"TE chunked, gzip", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked, gzip\r\n\r\n", 0,
+     400},
     {"TE identity", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: identity\r\n\r\n", 0, 400},
     {"TE empty", "POST / HTTP/1.1\r\n" H "Transfer-Encoding:\r\n\r\n", 0, 400},
     {"TE quoted", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: \"chunked\"\r\n\r\n", 0, 400},
     {"TE trailing tab", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\t\r\n\r\n", 0, 400},
-    {"TE vertical tab", "POST / HTTP/1.1\r\n" H "Transfer-Encoding:\x0b" "chunked\r\n\r\n", 0, 400},
-    {"TE twice", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 0, 400},
+    {"TE vertical tab",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding:\x0b"
+     "chunked\r\n\r\n",
+     0, 400},
+    {"TE twice",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
+     400},
     {"TE in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0, 400},
-    {"TE space before colon", "POST / HTTP/1.1\r\n" H "Transfer-Encoding : chunked\r\n\r\n", 0, 400},
+    {"TE space before colon", "POST / HTTP/1.1\r\n" H "Transfer-Encoding : chunked\r\n\r\n", 0,
+     400},
     {"TE underscore alias", "POST / HTTP/1.1\r\n" H "Transfer_Encoding: chunked\r\n\r\n", 0, 400},
     {"TE obs-folded", "POST / HTTP/1.1\r\n" H "Transfer-Encoding:\r\n chunked\r\n\r\n", 0, 400},
     /* Content-Length */
-    {"duplicate CL equal", "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 0, 400},
-    {"duplicate CL differ", "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 0, 400},
+    {"duplicate CL equal",
+     "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 0, 400},
+    {"duplicate CL differ",
+     "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 0, 400},
     {"CL list", "POST / HTTP/1.1\r\n" H "Content-Length: 5, 5\r\n\r\nhello", 0, 400},
     {"CL plus sign", "POST / HTTP/1.1\r\n" H "Content-Length: +5\r\n\r\nhello", 0, 400},
     {"CL negative", "POST / HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\n", 0, 400},
@@ -241,27 +261,54 @@ static const struct vec vecs[] = {
     {"CL trailing tab", "POST / HTTP/1.1\r\n" H "Content-Length: 5\t\r\n\r\nhello", 0, 400},
     {"CL underscore alias", "POST / HTTP/1.1\r\n" H "Content_Length: 5\r\n\r\nhello", 0, 400},
     /* chunked body errors (after a good head) */
-    {"chunk size not hex", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\ng\r\n", 0, 400},
-    {"chunk size negative", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n-1\r\n", 0, 400},
-    {"chunk size 0x prefix", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 0, 400},
+    {"chunk size not hex", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\ng\r\n", 0,
+     400},
+    {"chunk size negative", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n-1\r\n", 0,
+     400},
+    {"chunk size 0x prefix",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 0, 400},
     {"chunk size empty", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n\r\n", 0, 400},
-    {"chunk size trailing space", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 0, 400},
-    {"chunk size overflow", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", 0, 400},
-    {"chunk size bare LF", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", 0, 400},
-    {"chunk ext bare LF", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n", 0, 400},
-    {"chunk ext bad byte", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5;a@b\r\nhello\r\n0\r\n\r\n", 0, 400},
-    {"chunk ext unterminated quote", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5;a=\"b\r\nhello\r\n0\r\n\r\n", 0, 400},
-    {"missing CRLF after data", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n1\r\naXY0\r\n\r\n", 0, 400},
-    {"LF only after data", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n1\r\na\n0\r\n\r\n", 0, 400},
-    {"chunk data too long", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", 0, 400},
-    {"trailer obs-fold", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n", 0, 400},
-    {"trailer Content-Length", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\ncontent-length: 5\r\n\r\n", 0, 400},
-    {"trailer bare LF", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\n\r\n", 0, 400},
-    {"truncated chunked body", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\r\nhel", 0, 400},
+    {"chunk size trailing space",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5 \r\nhello\r\n0\r\n\r\n", 0, 400},
+    {"chunk size overflow",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", 0, 400},
+    {"chunk size bare LF",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n", 0, 400},
+    {"chunk ext bare LF",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n", 0,
+     400},
+    {"chunk size then tab",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\t;a\r\nhello\r\n0\r\n\r\n", 0,
+     400},
+    {"TE name prefix", "POST / HTTP/1.1\r\n" H "Transfer-Encodingx: chunked\r\n\r\n", 0, 400},
+    {"chunk ext bad byte",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5;a@b\r\nhello\r\n0\r\n\r\n", 0,
+     400},
+    {"chunk ext unterminated quote",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5;a=\"b\r\nhello\r\n0\r\n\r\n", 0,
+     400},
+    {"missing CRLF after data",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n1\r\naXY0\r\n\r\n", 0, 400},
+    {"LF only after data",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n1\r\na\n0\r\n\r\n", 0, 400},
+    {"chunk data too long",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", 0, 400},
+    {"trailer obs-fold",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n", 0, 400},
+    {"trailer Content-Length",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\ncontent-length: 5\r\n\r\n", 0,
+     400},
+    {"trailer bare LF", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n0\r\nX: a\n\r\n",
+     0, 400},
+    {"truncated chunked body", "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\r\nhel",
+     0, 400},
     {"truncated CL body", "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\n\r\nhel", 0, 400},
     /* line endings and bytes */
     {"bare LF request line", "GET / HTTP/1.1\n" H "\r\n", 0, 400},
-    {"bare LF header", "GET / HTTP/1.1\r\n" "Host: a.example\n\r\n", 0, 400},
+    {"bare LF header",
+     "GET / HTTP/1.1\r\n"
+     "Host: a.example\n\r\n",
+     0, 400},
     {"bare LF end of head", "GET / HTTP/1.1\r\n" H "\n", 0, 400},
     {"bare CR request line", "GET / HTTP/1.1\r" H "\r\n", 0, 400},
     {"bare CR in value", "GET / HTTP/1.1\r\n" H "X: a\rb\r\n\r\n", 0, 400},
@@ -273,8 +320,14 @@ static const struct vec vecs[] = {
     {"NUL in target", LIT("GET /\0 HTTP/1.1\r\n" H "\r\n"), 400},
     {"NUL in method", LIT("G\0T / HTTP/1.1\r\n" H "\r\n"), 400},
     {"NUL at end of head", LIT("GET / HTTP/1.1\r\n" H "\r\n\0"), 400},
-    {"control byte in value", "GET / HTTP/1.1\r\n" H "X: a\x01" "b\r\n\r\n", 0, 400},
-    {"DEL in value", "GET / HTTP/1.1\r\n" H "X: a\x7f" "b\r\n\r\n", 0, 400},
+    {"control byte in value",
+     "GET / HTTP/1.1\r\n" H "X: a\x01"
+     "b\r\n\r\n",
+     0, 400},
+    {"DEL in value",
+     "GET / HTTP/1.1\r\n" H "X: a\x7f"
+     "b\r\n\r\n",
+     0, 400},
     {"escape in name", "GET / HTTP/1.1\r\n" H "X\x1b: a\r\n\r\n", 0, 400},
     /* header syntax */
     {"header without colon", "GET / HTTP/1.1\r\n" H "NoColon\r\n\r\n", 0, 400},
@@ -547,13 +600,19 @@ static void test_keep_alive_upgrade(void)
         {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true, false},
         {"GET / HTTP/1.0\r\nConnection: x ,keep-alive \r\n\r\n", true, false},
         {"GET / HTTP/1.0\r\nConnection: keep-alives\r\n\r\n", false, false},
-        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", true, true},
-        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, upgrade\r\nUpgrade: websocket\r\n\r\n", true, true},
-        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: x\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n", true, true},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n", true,
+         true},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, upgrade\r\nUpgrade: "
+         "websocket\r\n\r\n",
+         true, true},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: x\r\nConnection: upgrade\r\nUpgrade: "
+         "h2c\r\n\r\n",
+         true, true},
         {"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n", true, false},
         {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n", true, false},
         {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade:\r\n\r\n", true, false},
-        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgraded\r\nUpgrade: websocket\r\n\r\n", true, false},
+        {"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgraded\r\nUpgrade: websocket\r\n\r\n", true,
+         false},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
         hmsg *m = hmsg_new(HMSG_REQUEST, &lim);
@@ -590,11 +649,10 @@ static void test_pipelining(void)
                      "H[POST /b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n]B[hello]E|eof:E");
     check_three_piece_splits(HMSG_REQUEST, two);
 
-    const char *three =
-        "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-        "3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n"
-        "POST /l HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz"
-        "GET /g HTTP/1.1\r\nHost: a\r\n\r\n";
+    const char *three = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n"
+                        "POST /l HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz"
+                        "GET /g HTTP/1.1\r\nHost: a\r\n\r\n";
     check_all_splits(HMSG_REQUEST, three, 0,
                      "H[POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n]"
                      "B[3;x=y\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n]E"
@@ -604,13 +662,14 @@ static void test_pipelining(void)
 
     /* a chunked body that looks like a request must stay body */
     const char *smuggle = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                          "1e\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n\r\n0\r\n\r\n";
+                          "20\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n\r\n0\r\n\r\n";
     check_all_splits(HMSG_REQUEST, smuggle, 0,
                      "H[POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n]"
-                     "B[1e\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n\r\n0\r\n\r\n]E|eof:E");
+                     "B[20\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n\r\n0\r\n\r\n]E|eof:E");
 
     /* an error in the second message: the first is delivered intact */
-    const char *bad = "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+    const char *bad =
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
     check_all_splits(HMSG_REQUEST, bad, 0, "H[GET / HTTP/1.1\r\nHost: a\r\n\r\n]B[]EX400");
 
     /* the bytes after a bad chunk are never framed as a message (body bytes
@@ -625,11 +684,12 @@ static void test_pipelining(void)
 
 static void test_responses(void)
 {
-    check_all_splits(HMSG_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
-                                     "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"
-                                     "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                     "2\r\nhi\r\n0\r\n\r\n",
+    check_all_splits(HMSG_RESPONSE,
+                     "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
+                     "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n"
+                     "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "2\r\nhi\r\n0\r\n\r\n",
                      0,
                      "H[HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n]B[abc]E"
                      "H[HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\n]B[]E"
@@ -638,9 +698,10 @@ static void test_responses(void)
                      "B[2\r\nhi\r\n0\r\n\r\n]E|eof:E");
 
     /* interim 100 and 103, then the real response */
-    check_all_splits(HMSG_RESPONSE, "HTTP/1.1 100 Continue\r\n\r\n"
-                                     "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
-                                     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+    check_all_splits(HMSG_RESPONSE,
+                     "HTTP/1.1 100 Continue\r\n\r\n"
+                     "HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
                      0,
                      "H[HTTP/1.1 100 Continue\r\n\r\n]B[]E"
                      "H[HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n]B[]E"
@@ -648,10 +709,11 @@ static void test_responses(void)
 
     /* HEAD answer: no body whatever CL says; applies to that one response,
      * and survives an interim 100 */
-    check_all_splits(HMSG_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
-                                     "HTTP/1.1 100 Continue\r\n\r\n"
-                                     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
-                                     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+    check_all_splits(HMSG_RESPONSE,
+                     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                     "HTTP/1.1 100 Continue\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
                      1u | 2u,
                      "H[HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n]B[]E"
                      "H[HTTP/1.1 100 Continue\r\n\r\n]B[]E"
@@ -659,8 +721,8 @@ static void test_responses(void)
                      "H[HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n]B[hello]E|eof:E");
 
     /* until EOF */
-    check_all_splits(HMSG_RESPONSE, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc\r\n\r\nHTTP/1.1",
-                     0,
+    check_all_splits(HMSG_RESPONSE,
+                     "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nabc\r\n\r\nHTTP/1.1", 0,
                      "H[HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n]"
                      "B[abc\r\n\r\nHTTP/1.1]E|eof:E");
     check_all_splits(HMSG_RESPONSE, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", 0,
@@ -822,9 +884,9 @@ static void test_rewrite(void)
     CHECK_EQ(used, (size_t)n);
     hmsg_free(r);
     /* bad forward values */
-    CHECK_EQ(hmsg_rewrite_request(h, &(struct hmsg_forward){"1.2.3.4\r\nX: y", "http"}, out,
-                                  sizeof out),
-             -EINVAL);
+    CHECK_EQ(
+        hmsg_rewrite_request(h, &(struct hmsg_forward){"1.2.3.4\r\nX: y", "http"}, out, sizeof out),
+        -EINVAL);
     CHECK_EQ(hmsg_rewrite_request(h, &(struct hmsg_forward){NULL, "http"}, out, sizeof out),
              -EINVAL);
     CHECK_EQ(hmsg_rewrite_request(h, NULL, out, sizeof out), -EINVAL);
