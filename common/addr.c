@@ -32,6 +32,8 @@ int addr_parse(const char *p, size_t len, struct sockaddr_storage *ss, socklen_t
     size_t hostlen;
     if (len == 0 || len >= 80)
         return -EINVAL;
+    if (memchr(p, 0, len))
+        return -EINVAL; /* inet_pton would stop at it and accept a prefix */
     if (p[0] == '[') {
         const char *close = memchr(p, ']', len);
         if (!close || (size_t)(close - p) + 1 >= len || close[1] != ':')

@@ -58,7 +58,8 @@ static json_t *load(const char *p, size_t len, const char *want_type, char *type
         return NULL;
     }
     json_error_t je;
-    json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES, &je);
+    /* \u0000 is valid JSON; let it through so get_str refuses it naming the field */
+    json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!o) {
         snprintf(err, errcap, "not JSON: %s", je.text);
         return NULL;
@@ -144,6 +145,10 @@ int ctl_server_parse(const char *p, size_t len, struct ctl_server *out, char *er
         if (!r)
             r = get_str(o, "reconnect_token", s.reconnect_token, sizeof s.reconnect_token, err,
                         errcap);
+        if (!r && lim && !json_is_null(lim) && !json_is_object(lim)) {
+            snprintf(err, errcap, "field \"limits\" must be an object");
+            r = -EINVAL;
+        }
         if (!r && lim && json_is_object(lim)) {
             r = get_uint(lim, "max_streams", &s.max_streams, err, errcap);
             if (!r)

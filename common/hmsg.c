@@ -1201,10 +1201,14 @@ static bool visible(const char *s)
     return true;
 }
 
+/* Headers that claim a client address or the original request: only the
+ * edge may say these, so the visitor's own are dropped. */
 static bool dropped_header(struct hslice n)
 {
     const uint8_t *p = (const uint8_t *)n.p;
-    return ci_prefix(p, n.len, "x-forwarded-") || ci_eq(p, n.len, "forwarded");
+    return ci_prefix(p, n.len, "x-forwarded-") || ci_eq(p, n.len, "forwarded") ||
+           ci_eq(p, n.len, "x-real-ip") || ci_eq(p, n.len, "true-client-ip") ||
+           ci_eq(p, n.len, "x-client-ip");
 }
 
 ssize_t hmsg_rewrite_request(const struct hmsg_head *h, const struct hmsg_forward *fw, uint8_t *out,

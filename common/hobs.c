@@ -137,14 +137,14 @@ int hobs_eof(hobs *o)
         return -EBADMSG;
     if (o->raw)
         return 0;
-    if (o->stage_len > 0)
-        return -EBADMSG;
+    /* hmsg has seen every staged byte: it tells a cut head from the empty
+     * lines allowed between messages */
     bool in = hmsg_in_message(o->m);
-    if (!in)
-        return 0;
-    if (hmsg_feed_eof(o->m) != HMSG_END)
+    enum hmsg_event ev = hmsg_feed_eof(o->m);
+    drop_stage(o);
+    if (ev != HMSG_END)
         return -EBADMSG;
-    if (o->ops.on_end)
+    if (in && o->ops.on_end)
         o->ops.on_end(o->ud);
     return 0;
 }

@@ -5,6 +5,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -33,6 +34,8 @@ static int parse_long(const char *s, long min, long max, long *out)
     for (; *s; s++) {
         if (*s < '0' || *s > '9')
             return -EINVAL;
+        if (v > (LONG_MAX - (*s - '0')) / 10)
+            return -ERANGE;
         v = v * 10 + (*s - '0');
     }
     if (neg)
@@ -112,8 +115,10 @@ static int apply_text(struct opts *o, size_t i, const char *v, const char *src, 
         return -EINVAL;
     }
     char *copy = strdup(v);
-    if (!copy)
+    if (!copy) {
+        snprintf(err, errcap, "out of memory");
         return -ENOMEM;
+    }
     o->envcopy[o->nenvcopy++] = copy;
     o->vals[i].nlist = 0;
     o->vals[i].src = src;
@@ -131,6 +136,25 @@ static int apply_text(struct opts *o, size_t i, const char *v, const char *src, 
     return 0;
 }
 
+/* --help / -h anywhere on the line, except as the value of a flag that takes
+ * one: it is answered before anything else is looked at. */
+static bool help_asked(const struct opt *defs, size_t n, int argc, char **argv)
+{
+    for (int a = 1; a < argc; a++) {
+        if (strcmp(argv[a], "--help") == 0 || strcmp(argv[a], "-h") == 0)
+            return true;
+        if (strncmp(argv[a], "--", 2) != 0 || strchr(argv[a], '='))
+            continue;
+        for (size_t i = 0; i < n; i++)
+            if (!defs[i].no_flag && defs[i].type != OPT_BOOL &&
+                strcmp(defs[i].name, argv[a] + 2) == 0) {
+                a++; /* its value */
+                break;
+            }
+    }
+    return false;
+}
+
 int opts_parse(struct opts *o, const struct opt *defs, size_t n, const char *env_prefix, int argc,
                char **argv, char *err, size_t errcap)
 {
@@ -139,8 +163,12 @@ int opts_parse(struct opts *o, const struct opt *defs, size_t n, const char *env
     o->n = n;
     o->env_prefix = env_prefix;
     o->vals = calloc(n, sizeof *o->vals);
-    if (!o->vals)
+    if (!o->vals) {
+        snprintf(err, errcap, "out of memory");
         return -ENOMEM;
+    }
+    if (help_asked(defs, n, argc, argv))
+        return 1;
     for (size_t i = 0; i < n; i++) {
         o->vals[i].src = "default";
         if (defs[i].type == OPT_BOOL)

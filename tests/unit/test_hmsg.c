@@ -858,6 +858,7 @@ static void test_rewrite(void)
         parse_one(&m, "POST http://App.Example/p?q=1 HTTP/1.1\r\nHost: app.example\r\n"
                       "X-Forwarded-For: 6.6.6.6\r\nx-forwarded-proto: https\r\n"
                       "X-Forwarded-Host: evil\r\nX-Forwarded-Port: 1\r\nForwarded: for=1.2.3.4\r\n"
+                      "X-Real-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\nx-client-ip: 6.6.6.6\r\n"
                       "Content-Length:  3 \r\nX-Keep: a\tb\r\n\r\n");
     CHECK(h != NULL);
     struct hmsg_forward fw = {"203.0.113.9", "http"};
