@@ -178,8 +178,7 @@ static int exit_code_for(const char *code)
         return EXIT_AUTH_FAILED;
     if (strcmp(code, "version_unsupported") == 0)
         return EXIT_VERSION;
-    if (strcmp(code, "limit_reached") == 0 || strcmp(code, "internal") == 0 ||
-        strcmp(code, "timeout") == 0)
+    if (strcmp(code, "internal") == 0 || strcmp(code, "timeout") == 0)
         return -1; /* transient: retry */
     return EXIT_REFUSED;
 }
@@ -235,11 +234,13 @@ static void handle_control(struct cli *c, const char *p, size_t len)
 
 static void handle_message(struct cli *c, const uint8_t *p, size_t len, bool binary)
 {
+    if (c->stop)
+        return; /* stopping: streams are already reset, only the close is left */
     if (!binary) {
         handle_control(c, (const char *)p, len);
         return;
     }
-    if (c->state != C_ONLINE || mux_input(c->mux, p, len) < 0) {
+    if (c->state != C_ONLINE || !c->mux || mux_input(c->mux, p, len) < 0) {
         log_warnx("protocol error from the server: reconnecting");
         lws_close_reason(c->ws, LWS_CLOSE_STATUS_PROTOCOL_ERR, NULL, 0);
         lws_set_timeout(c->ws, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);

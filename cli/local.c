@@ -45,8 +45,32 @@ struct local {
     struct req_rec q[REQ_FIFO];
     unsigned qhead, qn;
     uint64_t req_mark, resp_mark;
+    bool in_write_cb, rearm; /* see want_write() */
+    lws_sorted_usec_list_t wsul;
     lws_sorted_usec_list_t sul;
 };
+
+/*
+ * Ask for a WRITEABLE callback. libwebsockets' raw-file role clears POLLOUT
+ * after the WRITEABLE callback returns, so a request made inside that callback
+ * would be lost: it is re-made on the next loop turn instead.
+ */
+static void wake_cb(lws_sorted_usec_list_t *sul)
+{
+    struct local *l = lws_container_of(sul, struct local, wsul);
+    if (l->wsi)
+        lws_callback_on_writable(l->wsi);
+}
+
+static void want_write(struct local *l)
+{
+    if (!l->wsi)
+        return;
+    if (l->in_write_cb)
+        l->rearm = true;
+    else
+        lws_callback_on_writable(l->wsi);
+}
 
 static int start_connect(struct local *l);
 
@@ -154,13 +178,14 @@ static void kill_later(struct local *l)
 {
     l->kill = true;
     if (l->wsi)
-        lws_callback_on_writable(l->wsi);
+        want_write(l);
 }
 
 static void local_free(struct local *l)
 {
     struct cli *c = l->c;
     lws_sul_cancel(&l->sul);
+    lws_sul_cancel(&l->wsul);
     if (l->st) /* graceful when both directions ended: queued bytes and FIN still go out */
         mux_stream_release(l->st, l->read_eof && l->wr_shut ? 0 : RST_CANCEL);
     hobs_free(l->req_obs);
@@ -245,7 +270,7 @@ static int start_connect(struct local *l)
         }
         lws_rx_flow_control(l->wsi, 0);
         l->reading = false;
-        lws_callback_on_writable(l->wsi);
+        want_write(l);
         return 0;
     }
     return -1;
@@ -269,7 +294,7 @@ static void on_connected(struct local *l)
 {
     l->connected = true;
     set_reading(l);
-    lws_callback_on_writable(l->wsi);
+    want_write(l);
 }
 
 static int on_readable(struct local *l)
@@ -337,7 +362,7 @@ static int on_writeable(struct local *l)
         ssize_t w = write(l->fd, p, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR) {
-                lws_callback_on_writable(l->wsi);
+                want_write(l);
                 return 0;
             }
             mux_stream_release(l->st, RST_CANCEL);
@@ -348,12 +373,12 @@ static int on_writeable(struct local *l)
         buf_consume(rx, (size_t)w);
         mux_stream_rx_consumed(l->st, (size_t)w);
         if ((size_t)w < n) {
-            lws_callback_on_writable(l->wsi);
+            want_write(l);
             return 0;
         }
     }
     if (!buf_empty(rx)) {
-        lws_callback_on_writable(l->wsi);
+        want_write(l);
         return 0;
     }
     if (mux_stream_rx_done(l->st) && !l->wr_shut) {
@@ -368,7 +393,7 @@ static int on_writeable(struct local *l)
 void local_stream_readable(struct local *l)
 {
     if (l->wsi && l->connected)
-        lws_callback_on_writable(l->wsi);
+        want_write(l);
 }
 
 void local_stream_writable(struct local *l)
@@ -397,8 +422,16 @@ int local_callback(struct lws *wsi, enum lws_callback_reasons reason, struct loc
             return 0;
         }
         return on_readable(l);
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-        return on_writeable(l);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+        l->in_write_cb = true;
+        int r = on_writeable(l);
+        l->in_write_cb = false;
+        if (r == 0 && l->rearm) {
+            l->rearm = false;
+            lws_sul_schedule(l->c->ctx, 0, &l->wsul, wake_cb, 1);
+        }
+        return r;
+    }
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         l->wsi = NULL;
         l->fd = -1;

@@ -234,13 +234,28 @@ static int setup_signals(struct cli *c)
     ad.fd.filefd = c->sigpipe[0];
     ad.vh_prot_name = WARREN_CLI_RAW_PROTOCOL;
     ad.opaque = &c->sigobj;
-    return lws_adopt_descriptor_vhost_via_info(&ad) ? 0 : -1;
+    if (!lws_adopt_descriptor_vhost_via_info(&ad))
+        return -1;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &set, NULL); /* pending ones arrive now, as events */
+    return 0;
 }
 
 int main(int argc, char **argv)
 {
     static struct cli_config cfg;
     static struct cli c;
+    /* Signals wait (blocked) until the loop can take them as events. */
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop_sigs, NULL);
     if (sodium_init() < 0)
         return EXIT_FATAL;
     int r = load_config(&cfg, argc, argv);

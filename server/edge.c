@@ -174,6 +174,12 @@ static int setup_signals(struct edge *e)
         e->sigpipe[0] = -1;
         return -1;
     }
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &set, NULL); /* pending ones arrive now, as events */
     return 0;
 }
 

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -76,6 +77,13 @@ int main(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "keys") == 0)
         return keys_main(argc - 1, argv + 1);
     static struct config cfg;
+    /* Signals wait (blocked) until the loop can take them as events. */
+    sigset_t stop_sigs;
+    sigemptyset(&stop_sigs);
+    sigaddset(&stop_sigs, SIGINT);
+    sigaddset(&stop_sigs, SIGTERM);
+    sigaddset(&stop_sigs, SIGHUP);
+    sigprocmask(SIG_BLOCK, &stop_sigs, NULL);
     int r = config_load(&cfg, argc, argv);
     if (r == 1)
         return 0;

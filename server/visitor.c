@@ -36,6 +36,7 @@
 #include "visitor.h"
 
 #define MAX_HEAD 16384
+#define IN_CAP (MAX_HEAD + 1) /* one byte over the limit lets hmsg say 431 */
 #define MAX_HEADERS 100
 #define MAX_PENDING 64       /* pipelined requests awaiting a response */
 #define HEAD_ROOM (MAX_HEAD + 1024)
@@ -66,7 +67,7 @@ struct visitor {
     char name[NAME_MAX_LEN + 1];
     char host[256];
     enum vstate state;
-    bool reading, read_eof, kill, html, draining;
+    bool reading, read_eof, wr_shut, kill, html, draining;
     unsigned pending;       /* requests forwarded, response not finished */
     uint64_t head_fifo;     /* bit i: pending request i was HEAD */
     uint64_t upgrade_fifo;  /* bit i: pending request i asked for an upgrade */
@@ -75,9 +76,34 @@ struct visitor {
     char *out;              /* an answer of the edge itself */
     size_t out_len, out_off;
     unsigned err_status;
-    uint64_t last_activity, head_start;
+    uint64_t last_activity, head_start, linger_at;
+    unsigned nrequests;
+    bool in_write_cb, rearm; /* see want_write() */
+    lws_sorted_usec_list_t wsul;
     lws_sorted_usec_list_t sul, rsul;
 };
+
+/*
+ * Ask for a WRITEABLE callback. libwebsockets' raw-file role clears POLLOUT
+ * after the WRITEABLE callback returns, so a request made inside that callback
+ * would be lost: it is re-made on the next loop turn instead.
+ */
+static void wake_cb(lws_sorted_usec_list_t *sul)
+{
+    struct visitor *v = lws_container_of(sul, struct visitor, wsul);
+    if (v->wsi)
+        lws_callback_on_writable(v->wsi);
+}
+
+static void want_write(struct visitor *v)
+{
+    if (!v->wsi)
+        return;
+    if (v->in_write_cb)
+        v->rearm = true;
+    else
+        lws_callback_on_writable(v->wsi);
+}
 
 static void arm_timer(struct visitor *v);
 
@@ -99,7 +125,7 @@ static void set_reading(struct visitor *v)
     else if (v->state == V_RAW)
         want = v->in_len == 0 && v->st && buf_room(mux_stream_tx(v->st)) > 0;
     else
-        want = v->in_len < MAX_HEAD;
+        want = v->in_len < IN_CAP;
     if (want != v->reading) {
         v->reading = want;
         lws_rx_flow_control(v->wsi, want ? 1 : 0);
@@ -110,7 +136,7 @@ static void kill_later(struct visitor *v)
 {
     v->kill = true;
     if (v->wsi)
-        lws_callback_on_writable(v->wsi);
+        want_write(v);
 }
 
 static void release_stream(struct visitor *v, uint16_t code)
@@ -132,6 +158,7 @@ static void linger(struct visitor *v)
     }
     v->state = V_LINGER;
     v->in_len = 0;
+    v->linger_at = edge_now_ms();
     arm_timer(v);
     set_reading(v);
 }
@@ -165,7 +192,7 @@ static void respond(struct visitor *v, unsigned status, const char *detail)
              detail);
     lws_sul_cancel(&v->rsul);
     set_reading(v);
-    lws_callback_on_writable(v->wsi);
+    want_write(v);
 }
 
 static void respond_now(struct visitor *v, unsigned status, const char *detail)
@@ -181,7 +208,8 @@ static void resp_on_head(void *ud, const struct hmsg_head *h)
 {
     struct visitor *v = ud;
     v->resp_status = h->status;
-    if (h->status == 101 && v->pending > 0 && (v->upgrade_fifo & 1)) {
+    if (h->status == 101) {
+        /* after a 101 neither direction is HTTP any more: a raw pipe */
         v->state = V_RAW;
         log_debug("visitor=%s tunnel=%s upgraded: raw pipe", v->peer, v->name);
     }
@@ -203,6 +231,8 @@ static void resp_on_end(void *ud)
         hobs_expect_head_response(v->resp);
     if (was_upgrade && v->state == V_UPGRADE)
         v->state = V_HEAD; /* the upgrade was declined: go on with HTTP */
+    if (v->pending == 0 && v->state == V_HEAD)
+        arm_timer(v); /* a pipelined head may be waiting: its deadline applies now */
 }
 
 static const struct hobs_ops resp_ops = {resp_on_head, resp_on_end};
@@ -227,44 +257,55 @@ static void arm_response_timer(struct visitor *v)
 
 /* --- timers: head deadline, idle, linger --- */
 
+/* When the connection's one timer must look again, by state:
+ *  lingering:                         LINGER_MS after the linger began;
+ *  a head is arriving (bytes buffered): head_timeout after its first byte;
+ *  nothing sent yet on a new connection: head_timeout after accept;
+ *  otherwise:                          idle_timeout after the last activity. */
+static uint64_t deadline(const struct visitor *v)
+{
+    const struct config *c = v->e->cfg;
+    if (v->state == V_LINGER)
+        return v->linger_at + LINGER_MS;
+    if (v->state == V_HEAD && v->pending == 0 && v->in_len > 0)
+        return v->head_start + (uint64_t)c->head_timeout * 1000;
+    if (v->state == V_HEAD && v->pending == 0 && v->nrequests == 0)
+        return v->head_start + (uint64_t)c->head_timeout * 1000;
+    return v->last_activity + (uint64_t)c->idle_timeout * 1000;
+}
+
 static void on_timer(lws_sorted_usec_list_t *sul)
 {
     struct visitor *v = lws_container_of(sul, struct visitor, sul);
     const struct config *c = v->e->cfg;
     uint64_t now = edge_now_ms();
+    if (now < deadline(v)) {
+        arm_timer(v);
+        return;
+    }
     if (v->state == V_LINGER) {
         kill_later(v);
-        return;
-    }
-    if (v->state == V_HEAD && v->in_len > 0 && v->pending == 0) {
-        if (now - v->head_start >= (uint64_t)c->head_timeout * 1000) {
-            char msg[128];
-            snprintf(msg, sizeof msg, "the request head did not arrive within %u s",
-                     c->head_timeout);
-            respond(v, 408, msg);
-            return;
-        }
-    } else if (v->state != V_ERROR && now - v->last_activity >= (uint64_t)c->idle_timeout * 1000 &&
-               (v->pending == 0 || v->state == V_RAW)) {
+    } else if (v->state == V_HEAD && v->pending == 0 && v->in_len > 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "the request head did not arrive within %u s", c->head_timeout);
+        respond(v, 408, msg);
+    } else if (v->state == V_HEAD && v->pending == 0) {
+        log_debug("visitor=%s %s: closing", v->peer,
+                  v->nrequests ? "idle keep-alive connection" : "sent nothing");
+        kill_later(v);
+    } else if (v->state != V_ERROR && (v->pending == 0 || v->state == V_RAW)) {
         log_debug("visitor=%s idle for %u s: closing", v->peer, c->idle_timeout);
         kill_later(v);
-        return;
+    } else {
+        /* waiting for a response: the response timer (504) owns that */
+        v->last_activity = now;
+        arm_timer(v);
     }
-    arm_timer(v);
 }
 
 static void arm_timer(struct visitor *v)
 {
-    const struct config *c = v->e->cfg;
-    uint64_t now = edge_now_ms(), at;
-    if (v->state == V_LINGER)
-        at = now + LINGER_MS;
-    else if (v->state == V_HEAD && v->in_len > 0 && v->pending == 0)
-        at = v->head_start + (uint64_t)c->head_timeout * 1000;
-    else if (v->state == V_HEAD && v->pending == 0 && v->resp == NULL)
-        at = v->last_activity + (uint64_t)c->head_timeout * 1000; /* nothing sent yet */
-    else
-        at = v->last_activity + (uint64_t)c->idle_timeout * 1000;
+    uint64_t now = edge_now_ms(), at = deadline(v);
     if (at <= now)
         at = now + 1;
     lws_sul_schedule(v->e->ctx, 0, &v->sul, on_timer, (lws_usec_t)(at - now) * 1000);
@@ -366,6 +407,22 @@ static enum route route_first(struct visitor *v, const struct hmsg_head *h, cons
     return ROUTE_FORWARD;
 }
 
+/* A request head went out: from now on a response is due (it may start
+ * before the request's body has been sent, e.g. an early 413). */
+static void request_started(struct visitor *v, const struct hmsg_head *h)
+{
+    bool is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
+    if (v->pending == 0 && is_head)
+        hobs_expect_head_response(v->resp);
+    if (is_head)
+        v->head_fifo |= 1ULL << v->pending;
+    if (h->upgrade)
+        v->upgrade_fifo |= 1ULL << v->pending;
+    if (v->pending == 0)
+        arm_response_timer(v);
+    v->pending++;
+}
+
 static enum route on_head(struct visitor *v, const struct hmsg_head *h)
 {
     char host[256], msg[400];
@@ -401,6 +458,9 @@ static enum route on_head(struct visitor *v, const struct hmsg_head *h)
         respond(v, 503, "the edge is out of memory");
         return ROUTE_ANSWERED;
     }
+    mux_stream_tx_kick(v->st);
+    request_started(v, h);
+    v->nrequests++;
     v->e->stats.requests++;
     return ROUTE_FORWARD;
 }
@@ -409,22 +469,6 @@ static void consume_in(struct visitor *v, size_t n)
 {
     memmove(v->in, v->in + n, v->in_len - n);
     v->in_len -= n;
-}
-
-/* A request was forwarded completely. */
-static void request_done(struct visitor *v, bool is_head, bool upgrade)
-{
-    if (v->pending == 0 && is_head)
-        hobs_expect_head_response(v->resp);
-    if (is_head)
-        v->head_fifo |= 1ULL << v->pending;
-    if (upgrade)
-        v->upgrade_fifo |= 1ULL << v->pending;
-    if (v->pending == 0)
-        arm_response_timer(v);
-    v->pending++;
-    v->state = upgrade ? V_UPGRADE : V_HEAD;
-    v->head_start = edge_now_ms();
 }
 
 /* Move what can be moved from `in` to the stream; returns false when the
@@ -475,9 +519,9 @@ static bool process_in(struct visitor *v)
                 mux_stream_tx_kick(v->st);
             }
             if (ev == HMSG_END) {
-                const struct hmsg_head *h = hmsg_head(v->req);
-                bool is_head = h->method.len == 4 && memcmp(h->method.p, "HEAD", 4) == 0;
-                request_done(v, is_head, h->upgrade);
+                if (v->state == V_BODY) /* not already raw after an early 101 */
+                    v->state = hmsg_head(v->req)->upgrade ? V_UPGRADE : V_HEAD;
+                v->head_start = edge_now_ms();
                 continue;
             }
             return true; /* need more bytes or more room */
@@ -508,6 +552,10 @@ static void on_read_eof(struct visitor *v)
                   v->state == V_UPGRADE)) {
         mux_stream_shutdown(v->st);
         mux_stream_tx_kick(v->st);
+        if (v->wr_shut) { /* both directions ended: FIN goes out after queued bytes */
+            release_stream(v, 0);
+            kill_later(v);
+        }
     } else if (!v->st && v->pending == 0 && v->state != V_ERROR) {
         kill_later(v);
     }
@@ -538,15 +586,16 @@ static int on_readable(struct visitor *v)
         set_reading(v);
         return 0;
     }
-    if (v->in_len < MAX_HEAD) {
-        ssize_t n = read(v->fd, v->in + v->in_len, MAX_HEAD - v->in_len);
+    if (v->in_len < IN_CAP) {
+        ssize_t n = read(v->fd, v->in + v->in_len, IN_CAP - v->in_len);
         if (n > 0) {
-            if (v->in_len == 0 && v->state == V_HEAD) {
+            bool head_begins = v->in_len == 0 && v->state == V_HEAD;
+            v->in_len += (size_t)n;
+            if (head_begins) {
                 v->head_start = edge_now_ms();
                 if (v->pending == 0)
                     arm_timer(v);
             }
-            v->in_len += (size_t)n;
             e->stats.bytes_in += (uint64_t)n;
             v->last_activity = edge_now_ms();
         } else if (n == 0) {
@@ -596,7 +645,7 @@ static int on_writeable(struct visitor *v)
         ssize_t w = write(v->fd, p, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR) {
-                lws_callback_on_writable(v->wsi);
+                want_write(v);
                 return 0;
             }
             log_debug("visitor=%s tunnel=%s write failed: %s", v->peer, v->name, strerror(errno));
@@ -632,12 +681,12 @@ static int on_writeable(struct visitor *v)
             set_reading(v);
         }
         if ((size_t)w < n) {
-            lws_callback_on_writable(v->wsi);
+            want_write(v);
             return 0;
         }
     }
     if (v->st && !buf_empty(mux_stream_rx(v->st))) {
-        lws_callback_on_writable(v->wsi);
+        want_write(v);
         return 0;
     }
     if (v->state == V_ERROR && v->out && (v->pending == 0 || !v->st)) {
@@ -645,7 +694,7 @@ static int on_writeable(struct visitor *v)
             ssize_t w = write(v->fd, v->out + v->out_off, v->out_len - v->out_off);
             if (w < 0) {
                 if (errno == EAGAIN || errno == EINTR) {
-                    lws_callback_on_writable(v->wsi);
+                    want_write(v);
                     return 0;
                 }
                 return -1;
@@ -661,8 +710,17 @@ static int on_writeable(struct visitor *v)
         linger(v);
         return 0;
     }
-    if (v->st && mux_stream_rx_done(v->st))
+    if (v->st && mux_stream_rx_done(v->st)) {
+        if (v->state == V_RAW && !v->read_eof) {
+            /* half-close: the tunnel is done sending, the visitor may still send */
+            if (!v->wr_shut) {
+                v->wr_shut = true;
+                shutdown(v->fd, SHUT_WR);
+            }
+            return 0;
+        }
         on_stream_done(v);
+    }
     else if (!v->st && v->state != V_ERROR && v->state != V_LINGER)
         linger(v);
     else if (v->draining && v->pending == 0 && v->state == V_HEAD && v->in_len == 0)
@@ -675,7 +733,7 @@ static int on_writeable(struct visitor *v)
 void visitor_stream_readable(struct visitor *v)
 {
     if (v->wsi)
-        lws_callback_on_writable(v->wsi);
+        want_write(v);
 }
 
 void visitor_stream_writable(struct visitor *v)
@@ -703,13 +761,6 @@ void visitor_stream_closed(struct visitor *v, uint16_t code)
         respond_now(v, code == RST_TOO_MANY ? 503 : code == RST_TIMEOUT ? 504 : 502, msg);
         return;
     }
-    if (v->state == V_BODY && v->pending == 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "tunnel \"%s\" closed the connection (%s)", v->name,
-                 frame_rst_name(code));
-        respond_now(v, 502, msg);
-        return;
-    }
     kill_later(v);
 }
 
@@ -719,6 +770,7 @@ static void visitor_free(struct visitor *v)
 {
     struct edge *e = v->e;
     lws_sul_cancel(&v->sul);
+    lws_sul_cancel(&v->wsul);
     lws_sul_cancel(&v->rsul);
     release_stream(v, RST_CANCEL);
     hmsg_free(v->req);
@@ -748,7 +800,7 @@ void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t
     v->obj.kind = RAW_VISITOR;
     v->e = e;
     v->fd = fd;
-    v->in = malloc(MAX_HEAD);
+    v->in = malloc(IN_CAP);
     v->req = hmsg_new(HMSG_REQUEST, &lim);
     v->resp = hobs_new(HMSG_RESPONSE, &rlim, &resp_ops, v);
     if (!v->in || !v->req || !v->resp) {
@@ -803,8 +855,16 @@ int visitor_callback(struct lws *wsi, enum lws_callback_reasons reason, struct v
         if (v->kill)
             return -1;
         return on_readable(v);
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-        return on_writeable(v);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+        v->in_write_cb = true;
+        int r = on_writeable(v);
+        v->in_write_cb = false;
+        if (r == 0 && v->rearm) {
+            v->rearm = false;
+            lws_sul_schedule(v->e->ctx, 0, &v->wsul, wake_cb, 1);
+        }
+        return r;
+    }
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         v->wsi = NULL;
         visitor_free(v);

@@ -134,6 +134,15 @@ def rss_kb(pid):
     return None
 
 
+def is_sanitized(pid):
+    """True if pid runs with AddressSanitizer (its RSS is not comparable)."""
+    try:
+        with open("/proc/%d/maps" % pid) as f:
+            return "libasan" in f.read()
+    except OSError:
+        return False
+
+
 class RssSampler:
     """Samples the RSS of some PIDs every interval seconds in a thread."""
 
@@ -551,9 +560,10 @@ def raw_exchange(port, data, timeout=10, addr="127.0.0.1"):
         return r, c.closed_by_peer(3), ""
 
 
-def download_sha256(port, path, host, timeout=60, rcvbuf=None, rate=None):
-    """GET path, hash the body as it streams. rate: bytes/s to read at (paced).
-    Returns (Response, hexdigest, seconds)."""
+def download_sha256(port, path, host, timeout=60, rcvbuf=None, rate=None, unpace=None):
+    """GET path, hash the body as it streams. rate: bytes/s to read at (paced),
+    until the threading.Event unpace (if given) is set. Returns (Response,
+    hexdigest, seconds); on a cut connection raises ConnectionError."""
     h = hashlib.sha256()
     t0 = time.monotonic()
     with HttpConn(port, "127.0.0.1", timeout, rcvbuf=rcvbuf) as c:
@@ -566,8 +576,11 @@ def download_sha256(port, path, host, timeout=60, rcvbuf=None, rate=None):
                 h.update(b)
                 got[0] += len(b)
                 ahead = got[0] / rate - (time.monotonic() - t0)
-                if ahead > 0:
-                    time.sleep(ahead)
+                if ahead > 0 and not (unpace and unpace.is_set()):
+                    if unpace:
+                        unpace.wait(ahead)
+                    else:
+                        time.sleep(ahead)
             # read in small pieces so the pacing is real
             c._fill = _small_fill(c, 16384)
             c.read_body(r, "GET", sink)
@@ -720,6 +733,22 @@ class TcpProxy:
 
 # ---------------------------------------------------------------- the test
 
+class _Part:
+    def __init__(self, test, msg):
+        self.test, self.msg = test, msg
+
+    def __enter__(self):
+        self.test.step(self.msg)
+        return self
+
+    def __exit__(self, et, ev, tb):
+        if et is None or issubclass(et, (Abort, TestTimeout, SystemExit, KeyboardInterrupt)):
+            return False
+        self.test.check(False, "%s: no exception" % self.msg, "%s: %s" % (et.__name__, ev))
+        traceback.print_exception(et, ev, tb)
+        return True
+
+
 class Test:
     def __init__(self, name, timeout=60, need_binaries=True):
         self.name = name
@@ -788,6 +817,12 @@ class Test:
 
     def step(self, msg):
         log("-- " + msg)
+
+    def part(self, msg):
+        """`with t.part("name"):` a step whose unexpected exception (a timeout
+        on a socket, a refused connection...) is recorded as a failure and
+        does not stop the rest of the scenario."""
+        return _Part(self, msg)
 
     def path(self, name):
         return os.path.join(self.dir, name)

@@ -294,8 +294,12 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
+class Server6(Server):
+    address_family = socket.AF_INET6
+
+
 def run_http(port, log_path, host):
-    srv = Server((host, port), Handler)
+    srv = (Server6 if ":" in host else Server)((host, port), Handler)
     srv.state = State(log_path)
     srv.serve_forever(poll_interval=0.2)
 

@@ -45,21 +45,27 @@ with h.Test("basic", timeout=60) as t:
     r = h.request(edge.port, "GET", "/chunked?n=300000&seed=4&chunk=1000", host)
     t.eq(r.body, h.pattern_bytes(300000, 4), "chunked response body exact")
 
-    with h.HttpConn(edge.port, timeout=10) as c:
-        ok = []
-        for i in range(5):
-            c.send(h.build_request("GET", "/bytes?n=%d&seed=%d" % (1000 * i + 1, i), host))
-            r = c.read_response()
-            ok.append(r.status == 200 and r.body == h.pattern_bytes(1000 * i + 1, i))
-        t.eq(ok, [True] * 5, "5 requests on one keep-alive connection")
+    with t.part("keep-alive"):
+        with h.HttpConn(edge.port, timeout=5) as c:
+            ok = []
+            for i in range(5):
+                c.send(h.build_request("GET", "/bytes?n=%d&seed=%d" % (1000 * i + 1, i), host))
+                r = c.read_response()
+                ok.append(r.status == 200 and r.body == h.pattern_bytes(1000 * i + 1, i))
+            t.eq(ok, [True] * 5, "5 requests on one keep-alive connection")
 
-        c.send(h.build_request("POST", "/echo", host, body=b"first")
-               + h.build_request("GET", "/hello", host)
-               + h.build_request("POST", "/echo", host, body=b"third"))
-        rs = [c.read_response() for _ in range(3)]
-        t.eq([(r.status, r.body) for r in rs],
-             [(200, b"first"), (200, b"hello from origin\n"), (200, b"third")],
-             "3 pipelined requests answered in order")
+    with t.part("pipelining"):
+        with h.HttpConn(edge.port, timeout=5) as c:
+            c.send(h.build_request("POST", "/echo", host, body=b"first")
+                   + h.build_request("GET", "/hello", host)
+                   + h.build_request("POST", "/echo", host, body=b"third"))
+            rs = []
+            for _ in range(3):
+                rs.append(c.read_response())
+                h.log("pipelined response %d: %d %r" % (len(rs), rs[-1].status, rs[-1].body[:20]))
+            t.eq([(r.status, r.body) for r in rs],
+                 [(200, b"first"), (200, b"hello from origin\n"), (200, b"third")],
+                 "3 pipelined requests answered in order")
 
     t.step("human output")
     org2 = t.origin()

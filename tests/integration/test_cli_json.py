@@ -1,9 +1,11 @@
 """tunnel --json prints one JSON object per line: online, then one request
 event per request with method, path, status, ms and byte counts. The CLI exits
-0 on SIGINT and on SIGTERM."""
+0 on SIGINT and on SIGTERM, also while streams are busy."""
 
 import json
 import signal
+import threading
+import time
 
 import harness as h
 
@@ -53,3 +55,26 @@ with h.Test("cli-json", timeout=40) as t:
     rc = cli2.stop(signal.SIGTERM, 5)
     cli2.checked_exit = True
     t.eq(rc, 0, "exit 0 on SIGTERM")
+
+    t.step("SIGTERM / SIGINT while downloads are running")
+    for rnd in range(6):
+        sig = signal.SIGTERM if rnd % 2 == 0 else signal.SIGINT
+        busy = t.tunnel(edge, org.port, name="busy%d" % rnd)
+
+        def pull(name=busy.name):
+            for _ in range(4):
+                try:
+                    h.download_sha256(edge.port, "/bytes?n=%d&seed=3" % (64 << 20),
+                                      edge.host(name), timeout=10)
+                except Exception:  # noqa: BLE001  (cut by the exit: expected)
+                    pass
+
+        ths = [threading.Thread(target=pull, daemon=True) for _ in range(4)]
+        for th in ths:
+            th.start()
+        time.sleep(0.3 + 0.1 * rnd)
+        rc = busy.stop(sig, 5)
+        busy.checked_exit = True
+        t.eq(rc, 0, "exit 0 on %s with 4 downloads running (round %d)" % (sig.name, rnd))
+        for th in ths:
+            th.join(15)

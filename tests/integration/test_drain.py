@@ -1,11 +1,17 @@
 """SIGTERM drains: the edge stops accepting at once, an in-flight download
 completes byte-exact, then tunneld exits 0 (before the drain timeout) and the
 CLI reconnects rather than exiting. With a short drain timeout, a download
-that cannot finish is cut and tunneld still exits 0 on time."""
+that cannot finish is cut and tunneld still exits 0 on time. A control
+WebSocket is closed with code 1001 (going away)."""
 
+import asyncio
+import json
+import os
 import socket
 import threading
 import time
+
+import websockets
 
 import harness as h
 
@@ -21,11 +27,12 @@ with h.Test("drain", timeout=90) as t:
     t.step("download at 8 MiB/s, SIGTERM after 1 s")
     N = 40 * MIB
     res = {}
+    unpace = threading.Event()
 
     def dl(rate, n, seed, key):
         try:
             res[key] = h.download_sha256(port, "/bytes?n=%d&seed=%d" % (n, seed), H, timeout=60,
-                                         rcvbuf=256 * 1024, rate=rate)
+                                         rcvbuf=256 * 1024, rate=rate, unpace=unpace)
         except Exception as e:  # noqa: BLE001
             res[key] = e
 
@@ -74,7 +81,35 @@ with h.Test("drain", timeout=90) as t:
     dt = time.monotonic() - t_term
     t.eq(rc, 0, "tunneld exits 0 when the drain timeout expires")
     t.check(1.5 <= dt <= 5.0, "exit at about the 2 s drain timeout", "%.1f s" % dt)
+    unpace.set()  # read what is buffered at full speed: the body must end short
     th.join(30)
     got = res.get("b")
     t.check(not (isinstance(got, tuple) and got[0].body_len == 200 * MIB),
             "unfinished download was cut", got)
+
+    t.step("control WebSocket closed with 1001")
+    edge3 = t.tunneld(drain=5, listen=["127.0.0.1:%d" % port], label="tunneld-ws")
+
+    async def control():
+        async with websockets.connect("ws://127.0.0.1:%d/_tunnel" % port, compression=None,
+                                      open_timeout=5, close_timeout=5) as ws:
+            await ws.send(json.dumps({"type": "hello", "version": 1, "kind": "http",
+                                      "name": "rawctl"}))
+            welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            os.kill(edge3.pid, h.signal.SIGTERM)
+            edge3.signalled = True
+            try:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 8)
+            except websockets.ConnectionClosed:
+                pass
+            return welcome, ws.close_code
+
+    try:
+        welcome, code = asyncio.run(control())
+        t.eq(welcome.get("type"), "welcome", "raw control client welcomed")
+        t.eq(code, 1001, "SIGTERM closes the control WebSocket with 1001")
+    except Exception as e:  # noqa: BLE001
+        t.check(False, "raw control client", repr(e))
+    t.eq(edge3.wait_exit(10), 0, "tunneld exits 0")
+    edge3.checked_exit = True
