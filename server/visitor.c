@@ -392,7 +392,10 @@ static enum route route_first(struct visitor *v, const struct hmsg_head *h, cons
     snprintf(o.remote, sizeof o.remote, "%s", v->peer);
     v->st = session_open_stream(s, &o, v);
     if (!v->st) {
-        if (errno == EBUSY)
+        int err = errno;
+        if (err == ENOSPC) /* stream ids used up: the client must start a new session */
+            session_close(s, 1013, "stream ids exhausted: reconnect");
+        if (err == EBUSY)
             snprintf(msg, sizeof msg,
                      "tunnel \"%s\" is serving its maximum of %u concurrent connections; retry "
                      "shortly",

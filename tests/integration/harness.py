@@ -837,6 +837,11 @@ class Test:
     def child_env(extra=None, keep_tunnel_env=False):
         env = {k: v for k, v in os.environ.items()
                if not k.startswith("TUNNELD_") and (keep_tunnel_env or not k.startswith("TUNNEL_"))}
+        # AddressSanitizer keeps freed memory in quarantine (256 MiB by
+        # default), which would swamp the RSS bounds the tests check.
+        asan = env.get("ASAN_OPTIONS", "")
+        if "quarantine_size_mb" not in asan:
+            env["ASAN_OPTIONS"] = (asan + ":" if asan else "") + "quarantine_size_mb=16"
         if extra:
             env.update(extra)
         return env
