@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 #include "config.h"
 #include "log.h"
 #include "opts.h"
+
+#define TOKEN_LABEL "warren reconnect token key v1"
 
 static const struct opt options[] = {
     {"domain", OPT_STRING, 0, 0, NULL, "DOMAIN", "tunnels are NAME.DOMAIN (required)"},
@@ -44,6 +47,20 @@ static const struct opt options[] = {
     {"public-scheme", OPT_STRING, 0, 0, "http", "http|https", "scheme of the public URLs shown"},
     {"public-port", OPT_INT, 0, 65535, "0", "PORT",
      "port of the public URLs shown (0: the first --listen port)"},
+    {"peers-dns", OPT_STRING, 0, 0, NULL, "NAME",
+     "DNS name whose A/AAAA records are the fleet's edges (e.g. APP.internal)"},
+    {"peer-listen", OPT_STRING, 0, 0, NULL, "ADDR:PORT",
+     "listener for other edges, on a private address (needed with --peers-dns)"},
+    {"fleet-secret-file", OPT_STRING, 0, 0, NULL, "FILE",
+     "file with the secret shared by the fleet's edges (>= 32 bytes)"},
+    {"fleet-secret", OPT_STRING, 0, 0, NULL, "SECRET", "the fleet secret itself (environment only)",
+     false, true},
+    {"dns-server", OPT_STRING, 0, 0, NULL, "IP:PORT",
+     "DNS server for --peers-dns instead of /etc/resolv.conf"},
+    {"instance-id", OPT_STRING, 0, 0, NULL, "ID",
+     "this edge's name in the fleet (default: $FLY_ALLOC_ID, else the host name)"},
+    {"admin-listen", OPT_STRING, 0, 0, "127.0.0.1:9090", "ADDR:PORT",
+     "/healthz, /readyz and /metrics (\"off\" to disable)"},
     {"log-level", OPT_STRING, 0, 0, "info", "LEVEL", "error, warn, info or debug"},
     {"check-config", OPT_BOOL, 0, 0, NULL, NULL, "validate the configuration and exit", true},
 };
@@ -82,37 +99,137 @@ static bool domain_ok(const char *d)
     return d[n - 1] != '-';
 }
 
-/* The reconnect-token key: BLAKE2b keyed with a purpose label, so the same
- * secret can later key other MACs without any of them being interchangeable. */
-static void derive_token_key(const uint8_t *secret, size_t len, uint8_t out[TOKEN_KEY_LEN])
+/* A key for one purpose: BLAKE2b of the secret keyed with a purpose label, so
+ * one secret can key several MACs without any two being interchangeable. */
+static void derive_key(const uint8_t *secret, size_t len, const char *label,
+                       uint8_t out[TOKEN_KEY_LEN])
 {
-    static const char label[] = "warren reconnect token key v1";
-    crypto_generichash(out, TOKEN_KEY_LEN, secret, len, (const uint8_t *)label, sizeof label - 1);
+    crypto_generichash(out, TOKEN_KEY_LEN, secret, len, (const uint8_t *)label, strlen(label));
 }
 
-static int read_secret_file(const char *path, uint8_t out[TOKEN_KEY_LEN], char *err, size_t cap)
+static int read_secret(const char *path, const char *flag, const char *label,
+                       uint8_t out[TOKEN_KEY_LEN], char *err, size_t cap)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        snprintf(err, cap, "--secret-file %s: %s", path, strerror(errno));
+        snprintf(err, cap, "%s %.200s: %s", flag, path, strerror(errno));
         return -EINVAL;
     }
     char data[4096];
     ssize_t n = read(fd, data, sizeof data);
     close(fd);
     if (n < 0) {
-        snprintf(err, cap, "--secret-file %s: %s", path, strerror(errno));
+        snprintf(err, cap, "%s %.200s: %s", flag, path, strerror(errno));
         return -EINVAL;
     }
     while (n > 0 && (data[n - 1] == '\n' || data[n - 1] == '\r'))
         n--;
     if (n < 32) {
-        snprintf(err, cap, "--secret-file %s: the secret must be at least 32 bytes (has %zd)", path,
+        snprintf(err, cap, "%s %.200s: the secret must be at least 32 bytes (has %zd)", flag, path,
                  n);
         return -EINVAL;
     }
-    derive_token_key((const uint8_t *)data, (size_t)n, out);
+    derive_key((const uint8_t *)data, (size_t)n, label, out);
     sodium_memzero(data, sizeof data);
+    return 0;
+}
+
+/* A peer listener must not face the internet: loopback, RFC 1918, CGNAT
+ * (100.64/10), link-local, or IPv6 unique-local / link-local only. */
+static bool private_addr(const struct sockaddr_storage *ss)
+{
+    if (ss->ss_family == AF_INET) {
+        const uint8_t *a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+        return a[0] == 127 || a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) ||
+               (a[0] == 192 && a[1] == 168) || (a[0] == 100 && (a[1] & 0xc0) == 64) ||
+               (a[0] == 169 && a[1] == 254);
+    }
+    if (ss->ss_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (a->s6_addr[0] & 0xfe) == 0xfc ||
+               IN6_IS_ADDR_LINKLOCAL(a);
+    }
+    return false;
+}
+
+static int load_fleet(struct config *c, const struct opts *o)
+{
+    char err[320];
+    const struct opt_value *v = opts_get(o, "admin-listen");
+    if (strcmp(v->str, "off") != 0 && *v->str) {
+        if (addr_parse(v->str, strlen(v->str), &c->admin.ss, &c->admin.len, 1) < 0) {
+            snprintf(err, sizeof err, "--admin-listen: \"%.100s\" is not IP:PORT or off", v->str);
+            return fail(err);
+        }
+        addr_format((struct sockaddr *)&c->admin.ss, c->admin.text, sizeof c->admin.text);
+        c->admin_enabled = true;
+    }
+    v = opts_get(o, "instance-id");
+    const char *id = v->str ? v->str : getenv("FLY_ALLOC_ID");
+    char host[256] = "";
+    if (!id || !*id) {
+        gethostname(host, sizeof host - 1);
+        id = host[0] ? host : "edge";
+    }
+    if (strlen(id) >= sizeof c->instance_id) {
+        return fail("--instance-id: at most 63 bytes");
+    }
+    for (const char *p = id; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            return fail("--instance-id: printable characters without spaces only");
+    snprintf(c->instance_id, sizeof c->instance_id, "%s", id);
+
+    v = opts_get(o, "dns-server");
+    if (v->str) {
+        struct sockaddr_storage ss;
+        socklen_t len;
+        if (addr_parse(v->str, strlen(v->str), &ss, &len, 0) < 0) {
+            snprintf(err, sizeof err, "--dns-server: \"%.100s\" is not IP:PORT", v->str);
+            return fail(err);
+        }
+        addr_format((struct sockaddr *)&ss, c->dns_server, sizeof c->dns_server);
+    }
+    v = opts_get(o, "peers-dns");
+    if (!v->str)
+        return 0; /* a lone edge */
+    if (!*v->str || strlen(v->str) >= sizeof c->peers_dns) {
+        return fail("--peers-dns: bad name");
+    }
+    snprintf(c->peers_dns, sizeof c->peers_dns, "%s", v->str);
+    v = opts_get(o, "peer-listen");
+    if (!v->str)
+        return fail("--peer-listen is required with --peers-dns (a private ADDR:PORT, e.g. "
+                    "[fdaa::3]:7000 or 10.0.0.5:7000)");
+    if (addr_parse(v->str, strlen(v->str), &c->peer_listen.ss, &c->peer_listen.len, 0) < 0) {
+        snprintf(err, sizeof err, "--peer-listen: \"%.100s\" is not IP:PORT", v->str);
+        return fail(err);
+    }
+    if (!private_addr(&c->peer_listen.ss)) {
+        snprintf(err, sizeof err,
+                 "--peer-listen: %.100s is not a private address (loopback, 10/8, 172.16/12, "
+                 "192.168/16, 100.64/10, fc00::/7); the peer port must not face the internet",
+                 v->str);
+        return fail(err);
+    }
+    addr_format((struct sockaddr *)&c->peer_listen.ss, c->peer_listen.text,
+                sizeof c->peer_listen.text);
+    const struct opt_value *ff = opts_get(o, "fleet-secret-file"), *fv = opts_get(o, "fleet-secret");
+    if (ff->str && fv->str)
+        return fail("give either --fleet-secret-file or TUNNELD_FLEET_SECRET, not both");
+    if (ff->str) {
+        if (read_secret(ff->str, "--fleet-secret-file", "warren peer link key v1", c->fleet_key,
+                        err, sizeof err) < 0)
+            return fail(err);
+    } else if (fv->str) {
+        if (strlen(fv->str) < 32)
+            return fail("TUNNELD_FLEET_SECRET: the secret must be at least 32 bytes");
+        derive_key((const uint8_t *)fv->str, strlen(fv->str), "warren peer link key v1",
+                   c->fleet_key);
+    } else {
+        return fail("--peers-dns needs the fleet secret: TUNNELD_FLEET_SECRET or "
+                    "--fleet-secret-file FILE (the same on every edge)");
+    }
+    c->fleet = true;
     return 0;
 }
 
@@ -168,7 +285,7 @@ int config_load(struct config *c, int argc, char **argv)
         goto out;
     }
     if (sf->str) {
-        if (read_secret_file(sf->str, c->secret, err, sizeof err) < 0) {
+        if (read_secret(sf->str, "--secret-file", TOKEN_LABEL, c->secret, err, sizeof err) < 0) {
             fail(err);
             goto out;
         }
@@ -178,7 +295,7 @@ int config_load(struct config *c, int argc, char **argv)
             fail("TUNNELD_SECRET: the secret must be at least 32 bytes");
             goto out;
         }
-        derive_token_key((const uint8_t *)sv->str, strlen(sv->str), c->secret);
+        derive_key((const uint8_t *)sv->str, strlen(sv->str), TOKEN_LABEL, c->secret);
         c->secret_given = true;
     } else {
         randombytes_buf(c->secret, sizeof c->secret);
@@ -222,6 +339,8 @@ int config_load(struct config *c, int argc, char **argv)
     }
     if (c->public_port == 0)
         c->public_port = (unsigned)addr_port((struct sockaddr *)&c->listen[0].ss);
+    if (load_fleet(c, &o) < 0)
+        goto out;
     r = 0;
 out:
     opts_free(&o);

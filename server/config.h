@@ -35,6 +35,15 @@ struct config {
     unsigned public_port; /* 0: the first listen port */
     int log_level;
     bool check_only;
+    /* fleet (docs/fleet.md) */
+    bool fleet;                       /* --peers-dns given */
+    char peers_dns[254];
+    struct listen_addr peer_listen;
+    uint8_t fleet_key[TOKEN_KEY_LEN]; /* derived from the fleet secret, for peer MACs */
+    char dns_server[64];              /* "" for resolv.conf */
+    char instance_id[64];
+    bool admin_enabled;
+    struct listen_addr admin;
 };
 
 /* Parse argv and the environment into *c. Returns 0, 1 when --help was

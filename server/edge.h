@@ -21,9 +21,38 @@ struct visitor;
 
 /* Every raw-file connection's opaque user data starts with one of these, so
  * the raw protocol callback knows whose it is. */
-enum raw_kind { RAW_LISTENER = 1, RAW_VISITOR, RAW_SIGNAL };
+enum raw_kind {
+    RAW_LISTENER = 1, /* public listener (listener.c) */
+    RAW_VISITOR,      /* public connection (visitor.c) */
+    RAW_SIGNAL,       /* signal self-pipe (edge.c) */
+    RAW_DNS,          /* a c-ares socket (peers.c) */
+    RAW_ADMIN,        /* admin listener or connection (admin.c) */
+    RAW_PEER,         /* peer listener or link (peerlink.c) */
+};
 struct raw_obj {
     enum raw_kind kind;
+};
+
+/* Lookup latency histogram bucket upper bounds, in microseconds; the last
+ * bucket is +Inf. */
+#define FLEET_LAT_BUCKETS 12
+static const uint32_t fleet_lat_bounds_us[FLEET_LAT_BUCKETS - 1] = {
+    250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 250000, 1000000};
+
+struct fleet_stats {
+    uint64_t lookups;          /* names looked up in the fleet */
+    uint64_t lookup_cache_hits;
+    uint64_t lookup_found;     /* a peer said yes */
+    uint64_t lookup_not_found; /* everybody answered no: 404 */
+    uint64_t lookup_unanswered; /* not everybody answered: 503 */
+    uint64_t peers_asked;
+    uint64_t forwards, forward_errors, loops_refused;
+    uint64_t claims, claims_refused, claims_unanswered;
+    uint64_t peer_auth_failures;
+    uint64_t lat_buckets[FLEET_LAT_BUCKETS];
+    uint64_t lat_sum_us;
+    uint64_t dns_resolutions, dns_failures;
+    unsigned peers_known, peers_connected;
 };
 
 struct edge_stats {
@@ -49,6 +78,7 @@ struct edge {
     struct raw_obj sigobj;
     lws_retry_bo_t retry;
     struct edge_stats stats;
+    struct fleet_stats fleet;
 };
 
 /* Create the edge: lws context, vhost, listeners (bound now, so errors are
