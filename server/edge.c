@@ -75,6 +75,10 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return visitor_callback(wsi, reason, (struct visitor *)o);
     case RAW_SIGNAL:
         return signal_callback(lws_get_vhost_user(vh), reason);
+    case RAW_DNS:
+    case RAW_ADMIN:
+    case RAW_PEER:
+        break; /* fleet modules: dispatched once they exist */
     }
     return 0;
 }
