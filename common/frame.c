@@ -42,6 +42,11 @@ static bool addr_char_valid(uint8_t c)
     return c > 0x20 && c < 0x7f;
 }
 
+static bool name_char_valid(uint8_t c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
 int frame_open_parse(const uint8_t *p, size_t len, struct frame_open *out)
 {
     if (len < 2 || !proto_valid(p[0]))
@@ -52,9 +57,31 @@ int frame_open_parse(const uint8_t *p, size_t len, struct frame_open *out)
     for (size_t i = 0; i < n; i++)
         if (!addr_char_valid(p[2 + i]))
             return -EINVAL;
-    out->proto = p[0];
-    memcpy(out->remote, p + 2, n);
-    out->remote[n] = '\0';
+    struct frame_open o;
+    memset(&o, 0, sizeof o);
+    o.proto = p[0];
+    memcpy(o.remote, p + 2, n);
+    o.remote[n] = '\0';
+    size_t off = 2 + n;
+    while (len - off >= 2 && len - off - 2 >= p[off + 1]) {
+        uint8_t tag = p[off], elen = p[off + 1];
+        const uint8_t *v = p + off + 2;
+        if (tag == FRAME_OPEN_EXT_NAME) {
+            if (elen == 0 || elen >= sizeof o.name)
+                return -EINVAL;
+            for (size_t i = 0; i < elen; i++)
+                if (!name_char_valid(v[i]))
+                    return -EINVAL;
+            memcpy(o.name, v, elen);
+            o.name[elen] = '\0';
+        } else if (tag == FRAME_OPEN_EXT_HOPS) {
+            if (elen != 1)
+                return -EINVAL;
+            o.hops = v[0];
+        }
+        off += 2 + (size_t)elen;
+    }
+    *out = o;
     return 0;
 }
 
@@ -94,6 +121,8 @@ static int payload_check(uint8_t type, const uint8_t *p, size_t len)
         return frame_rst_parse(p, len, &code);
     case FRAME_WINDOW:
         return frame_window_parse(p, len, &incr);
+    case FRAME_CTL:
+        return len >= 1 && len <= FRAME_CTL_MAX ? 0 : -EINVAL;
     default:
         return -EINVAL;
     }
@@ -107,7 +136,7 @@ int frame_decode(const uint8_t *p, size_t len, struct frame *out)
         return -EMSGSIZE;
     uint8_t type = p[0];
     uint32_t stream = get_u32(p + 1);
-    if (stream == 0)
+    if ((stream == 0) != (type == FRAME_CTL))
         return -EINVAL;
     const uint8_t *payload = p + FRAME_HDR_LEN;
     size_t plen = len - FRAME_HDR_LEN;
@@ -138,14 +167,42 @@ size_t frame_encode_open(uint8_t *dst, size_t cap, uint32_t stream, const struct
     for (size_t i = 0; i < n; i++)
         if (!addr_char_valid((uint8_t)o->remote[i]))
             return 0;
-    size_t total = FRAME_HDR_LEN + 2 + n;
+    size_t nl = strnlen(o->name, sizeof o->name);
+    if (nl >= sizeof o->name)
+        return 0;
+    for (size_t i = 0; i < nl; i++)
+        if (!name_char_valid((uint8_t)o->name[i]))
+            return 0;
+    size_t total = FRAME_HDR_LEN + 2 + n + (nl ? 2 + nl : 0) + (o->hops ? 3 : 0);
     if (cap < total)
         return 0;
     frame_put_header(dst, FRAME_OPEN, stream);
-    dst[FRAME_HDR_LEN] = o->proto;
-    dst[FRAME_HDR_LEN + 1] = (uint8_t)n;
-    memcpy(dst + FRAME_HDR_LEN + 2, o->remote, n);
+    uint8_t *q = dst + FRAME_HDR_LEN;
+    *q++ = o->proto;
+    *q++ = (uint8_t)n;
+    memcpy(q, o->remote, n);
+    q += n;
+    if (nl) {
+        *q++ = FRAME_OPEN_EXT_NAME;
+        *q++ = (uint8_t)nl;
+        memcpy(q, o->name, nl);
+        q += nl;
+    }
+    if (o->hops) {
+        *q++ = FRAME_OPEN_EXT_HOPS;
+        *q++ = 1;
+        *q++ = o->hops;
+    }
     return total;
+}
+
+size_t frame_encode_ctl(uint8_t *dst, size_t cap, const void *json, size_t len)
+{
+    if (len == 0 || len > FRAME_CTL_MAX || cap < FRAME_HDR_LEN + len)
+        return 0;
+    frame_put_header(dst, FRAME_CTL, 0);
+    memcpy(dst + FRAME_HDR_LEN, json, len);
+    return FRAME_HDR_LEN + len;
 }
 
 size_t frame_encode_fin(uint8_t *dst, size_t cap, uint32_t stream)
@@ -193,6 +250,8 @@ const char *frame_type_name(uint8_t type)
         return "RST";
     case FRAME_WINDOW:
         return "WINDOW";
+    case FRAME_CTL:
+        return "CTL";
     default:
         return "unknown";
     }
@@ -217,6 +276,10 @@ const char *frame_rst_name(uint16_t code)
         return "timeout";
     case RST_INTERNAL:
         return "internal";
+    case RST_NOT_HERE:
+        return "not_here";
+    case RST_LOOP:
+        return "loop";
     default:
         return "unknown";
     }

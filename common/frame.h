@@ -25,7 +25,11 @@ enum frame_type {
     FRAME_FIN = 3,    /* empty payload: sender will send no more DATA (half-close) */
     FRAME_RST = 4,    /* payload: u16 reason code, then optional UTF-8 text (<= 256) */
     FRAME_WINDOW = 5, /* payload: u32 credit increment (1 .. 2^30) */
+    FRAME_CTL = 6,    /* stream 0 only; payload: a JSON control message (1 .. 4096 bytes).
+                         Used on byte-stream transports (peer links), where there are no
+                         WebSocket text messages; never inside a mux. */
 };
+#define FRAME_CTL_MAX 4096
 
 /* RST reason codes (docs/protocol.md). */
 enum frame_rst_code {
@@ -37,6 +41,8 @@ enum frame_rst_code {
     RST_SESSION_GONE = 6,   /* the session ended with the stream open */
     RST_TIMEOUT = 7,        /* a deadline expired */
     RST_INTERNAL = 8,       /* out of memory or a bug */
+    RST_NOT_HERE = 9,       /* peer link: the name is not served by this edge (any more) */
+    RST_LOOP = 10,          /* peer link: the stream was already forwarded once */
 };
 
 enum frame_proto {
@@ -53,16 +59,24 @@ struct frame {
 };
 
 /* OPEN payload: u8 proto | u8 n | n bytes of visitor address text ("ip:port",
- * "[v6]:port") | optional extension bytes that decoders ignore (forward
- * compatibility). */
+ * "[v6]:port") | extensions. Each extension is u8 tag | u8 len | len bytes;
+ * unknown tags are skipped and a truncated extension ends the list (forward
+ * compatibility: older decoders ignore all of them). Known tags:
+ *   1 name: the tunnel name the stream is for (peer links), a valid name;
+ *   2 hops: u8, how many times the stream was forwarded between edges. */
 #define FRAME_ADDR_MAX 63
+#define FRAME_OPEN_EXT_NAME 1
+#define FRAME_OPEN_EXT_HOPS 2
 struct frame_open {
     uint8_t proto;                  /* enum frame_proto */
     char remote[FRAME_ADDR_MAX + 1]; /* NUL-terminated visitor address */
+    char name[64];                  /* "" when absent */
+    uint8_t hops;                   /* 0 when absent */
 };
 
 /* Decode one whole frame (one WebSocket message). Returns 0 and fills *out, or
- * -EINVAL (shorter than the header, unknown type, stream id 0, payload not
+ * -EINVAL (shorter than the header, unknown type, stream id 0 (other than for
+ * CTL, which must have stream 0 and 1..FRAME_CTL_MAX bytes), payload not
  * valid for its type: DATA empty, FIN non-empty, WINDOW not 4 bytes or out of
  * range, RST shorter than 2 or longer than 2+256), -EMSGSIZE (payload over
  * FRAME_MAX_PAYLOAD). *out is written only on success. OPEN payload is checked
@@ -78,6 +92,7 @@ size_t frame_encode_open(uint8_t *dst, size_t cap, uint32_t stream, const struct
 size_t frame_encode_fin(uint8_t *dst, size_t cap, uint32_t stream);
 size_t frame_encode_rst(uint8_t *dst, size_t cap, uint32_t stream, uint16_t code, const char *text);
 size_t frame_encode_window(uint8_t *dst, size_t cap, uint32_t stream, uint32_t incr);
+size_t frame_encode_ctl(uint8_t *dst, size_t cap, const void *json, size_t len);
 
 /* Payload parsers for decoded frames. 0 or -EINVAL; outputs written on success only. */
 int frame_open_parse(const uint8_t *p, size_t len, struct frame_open *out);

@@ -897,6 +897,11 @@ class Test:
             argv += ["--log-level", log_level]
         if secret_file:
             argv += ["--secret-file", secret_file]
+        # the admin endpoint's default port would collide between parallel
+        # tests: off unless the test asks for it (flags win over this one)
+        if not any(str(a).startswith("--admin-listen") for a in args) and \
+                not (env or {}).get("TUNNELD_ADMIN_LISTEN"):
+            argv += ["--admin-listen", "off"]
         argv += list(args)
         e = Edge(self, self._label(label), argv, self.child_env(env), ports, domain, drain)
         self.procs.append(e)
