@@ -18,6 +18,10 @@ struct auth;
 struct listener;
 struct session;
 struct visitor;
+struct peers;
+struct peerlinks;
+struct fleet;
+struct admin;
 
 /* Every raw-file connection's opaque user data starts with one of these, so
  * the raw protocol callback knows whose it is. */
@@ -79,6 +83,11 @@ struct edge {
     lws_retry_bo_t retry;
     struct edge_stats stats;
     struct fleet_stats fleet;
+    /* fleet (NULL for a lone edge) */
+    struct peers *peers;     /* discovery (peers.c) */
+    struct peerlinks *links; /* peer links (peerlink.c) */
+    struct fleet *fl;        /* lookups, claims, forwarded streams (fleet.c) */
+    struct admin *admin;     /* --admin-listen endpoint (admin.c); NULL when off */
 };
 
 /* Create the edge: lws context, vhost, listeners (bound now, so errors are

@@ -140,8 +140,9 @@ void registry_release(struct registry *r, const char *name, struct session *s, u
     struct entry *e = *pp;
     if (!e || e->session != s)
         return;
+    if (e->session)
+        r->live--;
     e->session = NULL;
-    r->live--;
     e->hold_until = until_ms;
 }
 

@@ -32,7 +32,8 @@ int registry_claim(struct registry *r, const char *name, struct session *s, bool
                    uint64_t now_ms, struct session **displaced);
 
 /* s ended: keep name reserved until until_ms (now for no grace). Does nothing
- * if name is not held by s (e.g. it was displaced). */
+ * if name is not held by s (e.g. it was displaced). With s == NULL it shortens
+ * a reservation (no live session) to until_ms. */
 void registry_release(struct registry *r, const char *name, struct session *s, uint64_t until_ms);
 
 /* Drop reservations that expired. */

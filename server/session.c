@@ -17,6 +17,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "edge.h"
+#include "fleet.h"
 #include "log.h"
 #include "names.h"
 #include "registry.h"
@@ -28,7 +29,7 @@
 #define TOKEN_LIFETIME_S (24 * 3600)
 #define TOKEN_REFRESH_S 3600
 
-enum session_state { S_HELLO, S_ACTIVE, S_CLOSING };
+enum session_state { S_HELLO, S_CLAIMING, S_ACTIVE, S_CLOSING };
 
 struct session {
     struct edge *e;
@@ -45,6 +46,8 @@ struct session {
     int close_code;
     char close_reason[96];
     lws_sorted_usec_list_t hello_sul, token_sul;
+    struct fleet_wait *claim; /* the fleet is being asked for the name */
+    char client[64];
 };
 
 static void ops_want_write(void *ud)
@@ -53,19 +56,35 @@ static void ops_want_write(void *ud)
     lws_callback_on_writable(s->wsi);
 }
 
+/* A session's streams belong to a visitor of this edge, or to a bridge that
+ * carries a visitor forwarded by a peer (fleet.c); both start with a raw_obj. */
+static bool is_visitor(void *ud)
+{
+    return ((struct raw_obj *)ud)->kind == RAW_VISITOR;
+}
+
 static void ops_readable(void *ud, mux_stream *st)
 {
-    visitor_stream_readable(ud);
+    if (is_visitor(ud))
+        visitor_stream_readable(ud);
+    else
+        fleet_bridge_readable(ud);
 }
 
 static void ops_writable(void *ud, mux_stream *st)
 {
-    visitor_stream_writable(ud);
+    if (is_visitor(ud))
+        visitor_stream_writable(ud);
+    else
+        fleet_bridge_writable(ud);
 }
 
 static void ops_closed(void *ud, mux_stream *st, uint16_t code)
 {
-    visitor_stream_closed(ud, code);
+    if (is_visitor(ud))
+        visitor_stream_closed(ud, code);
+    else
+        fleet_bridge_closed(ud, code);
 }
 
 static const struct mux_ops session_mux_ops = {
@@ -139,8 +158,9 @@ static void token_refresh(lws_sorted_usec_list_t *sul)
                      (lws_usec_t)TOKEN_REFRESH_S * LWS_US_PER_SEC);
 }
 
-/* Pick the name: asked for, reclaimed with a token, or random. 0 or refused. */
-static int choose_name(struct session *s, const struct ctl_hello *h)
+/* Pick the name: asked for, reclaimed with a token, or random. 0 or refused.
+ * *owner_out: the client proved with its token that the name is its own. */
+static int choose_name(struct session *s, const struct ctl_hello *h, bool *owner_out)
 {
     struct edge *e = s->e;
     const struct config *c = e->cfg;
@@ -181,6 +201,7 @@ static int choose_name(struct session *s, const struct ctl_hello *h)
             return -1;
         }
         snprintf(s->name, sizeof s->name, "%s", want);
+        *owner_out = owner;
         if (displaced) {
             log_info("tunnel=%s replaced by a new connection of its owner", want);
             displaced->name[0] = 0; /* the name is no longer the old session's */
@@ -196,11 +217,79 @@ static int choose_name(struct session *s, const struct ctl_hello *h)
         struct session *displaced = NULL;
         if (registry_claim(e->reg, cand, s, false, now, &displaced) == 0) {
             snprintf(s->name, sizeof s->name, "%s", cand);
+            *owner_out = false;
             return 0;
         }
     }
     refuse(s, "internal", "could not find a free random name", LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
     return -1;
+}
+
+/* The name is ours: start the mux and send WELCOME. */
+static void welcome(struct session *s)
+{
+    struct edge *e = s->e;
+    const struct config *c = e->cfg;
+    struct mux_config mc = {
+        .window = c->window, .tx_buf = 64 * 1024, .max_streams = c->max_streams, .odd_ids = true};
+    s->mux = mux_new(&mc, &session_mux_ops, s);
+    struct ctl_server w;
+    memset(&w, 0, sizeof w);
+    snprintf(w.name, sizeof w.name, "%s", s->name);
+    config_public_url(c, s->name, w.url, sizeof w.url);
+    if (!s->mux || issue_token(s, w.reconnect_token, sizeof w.reconnect_token) < 0) {
+        registry_release(e->reg, s->name, s, 0);
+        s->name[0] = 0;
+        refuse(s, "internal", "out of memory", LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        return;
+    }
+    w.max_streams = c->max_streams;
+    w.window = c->window;
+    w.max_frame = FRAME_MAX_PAYLOAD;
+    w.ping_interval = c->ping_interval;
+    w.grace_period = c->grace_period;
+    if (queue_ctl(s, ctl_welcome_encode(&w)) < 0) {
+        session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal");
+        return;
+    }
+    s->state = S_ACTIVE;
+    lws_sul_cancel(&s->hello_sul);
+    lws_sul_schedule(e->ctx, 0, &s->token_sul, token_refresh,
+                     (lws_usec_t)TOKEN_REFRESH_S * LWS_US_PER_SEC);
+    e->stats.tunnels_opened++;
+    log_info("tunnel=%s online peer=%s url=%s client=\"%s\"", s->name, s->peer, w.url, s->client);
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The fleet decided our claim. */
+static void on_claim(void *ud, int result)
+{
+    struct session *s = ud;
+    struct edge *e = s->e;
+    char msg[256];
+    s->claim = NULL;
+    if (s->state != S_CLAIMING)
+        return;
+    if (result == 0) {
+        welcome(s);
+        return;
+    }
+    if (result == -EADDRINUSE)
+        snprintf(msg, sizeof msg, "name \"%s\" is in use by a tunnel on another edge of the fleet",
+                 s->name);
+    else
+        snprintf(msg, sizeof msg,
+                 "not every edge of the fleet answered about name \"%s\"; retry shortly", s->name);
+    registry_release(e->reg, s->name, s, 0);
+    s->name[0] = 0;
+    refuse(s, result == -EADDRINUSE ? "name_in_use" : "unavailable", msg,
+           result == -EADDRINUSE ? LWS_CLOSE_STATUS_POLICY_VIOLATION : (enum lws_close_status)1013);
 }
 
 static void handle_hello(struct session *s, const char *p, size_t len)
@@ -239,37 +328,22 @@ static void handle_hello(struct session *s, const char *p, size_t len)
                (enum lws_close_status)1013);
         return;
     }
-    if (choose_name(s, &h) < 0)
+    bool owner = false;
+    if (choose_name(s, &h, &owner) < 0)
         return;
-
-    struct mux_config mc = {
-        .window = c->window, .tx_buf = 64 * 1024, .max_streams = c->max_streams, .odd_ids = true};
-    s->mux = mux_new(&mc, &session_mux_ops, s);
-    struct ctl_server w;
-    memset(&w, 0, sizeof w);
-    snprintf(w.name, sizeof w.name, "%s", s->name);
-    config_public_url(c, s->name, w.url, sizeof w.url);
-    if (!s->mux || issue_token(s, w.reconnect_token, sizeof w.reconnect_token) < 0) {
-        registry_release(e->reg, s->name, s, 0);
-        s->name[0] = 0;
-        refuse(s, "internal", "out of memory", LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
-        return;
-    }
-    w.max_streams = c->max_streams;
-    w.window = c->window;
-    w.max_frame = FRAME_MAX_PAYLOAD;
-    w.ping_interval = c->ping_interval;
-    w.grace_period = c->grace_period;
-    if (queue_ctl(s, ctl_welcome_encode(&w)) < 0) {
-        session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "internal");
+    snprintf(s->client, sizeof s->client, "%s", h.client);
+    if (e->fl) {
+        /* a name is unique across the fleet: ask every peer first */
+        s->state = S_CLAIMING;
+        s->claim = fleet_claim(e, s->name, owner, wall_ms(), on_claim, s);
+        if (!s->claim) {
+            registry_release(e->reg, s->name, s, 0);
+            s->name[0] = 0;
+            refuse(s, "internal", "out of memory", LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        }
         return;
     }
-    s->state = S_ACTIVE;
-    lws_sul_cancel(&s->hello_sul);
-    lws_sul_schedule(e->ctx, 0, &s->token_sul, token_refresh,
-                     (lws_usec_t)TOKEN_REFRESH_S * LWS_US_PER_SEC);
-    e->stats.tunnels_opened++;
-    log_info("tunnel=%s online peer=%s url=%s client=\"%s\"", s->name, s->peer, w.url, h.client);
+    welcome(s);
 }
 
 static void handle_message(struct session *s, const uint8_t *p, size_t len, bool binary)
@@ -382,6 +456,12 @@ static void session_free(struct session *s)
     struct edge *e = s->e;
     lws_sul_cancel(&s->hello_sul);
     lws_sul_cancel(&s->token_sul);
+    if (s->claim)
+        fleet_cancel(s->claim);
+    if (s->name[0] && s->state == S_CLAIMING) {
+        registry_release(e->reg, s->name, s, 0); /* never had it: no reservation */
+        s->name[0] = 0;
+    }
     if (s->name[0]) {
         registry_release(e->reg, s->name, s, edge_now_ms() + (uint64_t)e->cfg->grace_period * 1000);
         log_info("tunnel=%s offline (name reserved for %u s)", s->name, e->cfg->grace_period);
@@ -440,6 +520,22 @@ mux_stream *session_open_stream(struct session *s, const struct frame_open *o, v
         return NULL;
     }
     return mux_open(s->mux, o, visitor);
+}
+
+bool session_is_active(const struct session *s)
+{
+    return s->state == S_ACTIVE;
+}
+
+void session_displace(struct session *s, const char *why)
+{
+    struct edge *e = s->e;
+    if (!s->name[0])
+        return;
+    log_info("tunnel=%s closed here: %s", s->name, why);
+    registry_release(e->reg, s->name, s, 0);
+    s->name[0] = 0;
+    session_close(s, 4000, "moved to another edge");
 }
 
 void session_close_all(struct edge *e, int code, const char *reason)

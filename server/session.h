@@ -7,6 +7,8 @@
 #ifndef WARREN_SERVER_SESSION_H
 #define WARREN_SERVER_SESSION_H
 
+#include <stdbool.h>
+
 #include <libwebsockets.h>
 
 #include "frame.h"
@@ -26,6 +28,11 @@ const char *session_name(const struct session *s);
 /* Close the session's WebSocket with this close code (1001 going away on
  * drain, 4000 replaced) after pending control messages are written. */
 void session_close(struct session *s, int code, const char *reason);
+/* True once WELCOME went out (the name is served here). */
+bool session_is_active(const struct session *s);
+/* The name moved to another edge (its owner reconnected there): free the
+ * name here at once, no reservation, and close the session (4000). */
+void session_displace(struct session *s, const char *why);
 /* Close every session (drain). */
 void session_close_all(struct edge *e, int code, const char *reason);
 /* Free every session's state at context destruction. */

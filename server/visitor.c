@@ -27,6 +27,8 @@
 #include "addr.h"
 #include "edge.h"
 #include "errpage.h"
+#include "fleet.h"
+#include "peerlink.h"
 #include "hmsg.h"
 #include "hobs.h"
 #include "log.h"
@@ -50,6 +52,7 @@ enum vstate {
     V_RAW,     /* after 101: a two-way pipe */
     V_ERROR,   /* the edge answers (after outstanding responses), then lingers */
     V_LINGER,  /* write side shut; discarding input until EOF or deadline */
+    V_LOOKUP,  /* the first head waits while the fleet is asked who has the name */
 };
 
 struct visitor {
@@ -81,6 +84,9 @@ struct visitor {
     bool in_write_cb, rearm; /* see want_write() */
     lws_sorted_usec_list_t wsul;
     lws_sorted_usec_list_t sul, rsul;
+    struct fleet_wait *wait; /* fleet lookup in flight (V_LOOKUP) */
+    size_t head_used;        /* bytes of the head waiting in `in` during V_LOOKUP */
+    bool via_peer;           /* the stream goes to another edge */
 };
 
 /*
@@ -120,7 +126,7 @@ static void set_reading(struct visitor *v)
         want = false;
     else if (v->state == V_LINGER)
         want = true;
-    else if (v->state == V_ERROR)
+    else if (v->state == V_ERROR || v->state == V_LOOKUP)
         want = false;
     else if (v->state == V_RAW)
         want = v->in_len == 0 && v->st && buf_room(mux_stream_tx(v->st)) > 0;
@@ -331,7 +337,7 @@ static bool is_control_upgrade(const struct hmsg_head *h)
            plen == 8 && memcmp(t.p, "/_tunnel", 8) == 0;
 }
 
-enum route { ROUTE_FORWARD, ROUTE_ANSWERED, ROUTE_HANDOFF };
+enum route { ROUTE_FORWARD, ROUTE_ANSWERED, ROUTE_HANDOFF, ROUTE_PENDING };
 
 /* Hand the connection (everything read so far) to lws as a control WebSocket. */
 static enum route handoff(struct visitor *v)
@@ -347,6 +353,70 @@ static enum route handoff(struct visitor *v)
         log_debug("visitor=%s control upgrade refused by the WebSocket layer", v->peer);
     v->in_len = 0;
     return ROUTE_HANDOFF;
+}
+
+static void consume_in(struct visitor *v, size_t n)
+{
+    memmove(v->in, v->in + n, v->in_len - n);
+    v->in_len -= n;
+}
+
+static bool process_in(struct visitor *v);
+static enum route finish_head(struct visitor *v, const struct hmsg_head *h);
+
+/* The fleet answered: forward to the edge that has the name, or answer. */
+static void on_lookup(void *ud, enum fleet_result r, struct link *owner)
+{
+    struct visitor *v = ud;
+    struct edge *e = v->e;
+    char msg[300];
+    v->wait = NULL;
+    if (v->state != V_LOOKUP)
+        return;
+    v->state = V_HEAD;
+    switch (r) {
+    case FLEET_FOUND: {
+        struct frame_open o = {.proto = FRAME_PROTO_HTTP, .hops = 1};
+        snprintf(o.remote, sizeof o.remote, "%s", v->peer);
+        snprintf(o.name, sizeof o.name, "%s", v->name);
+        v->st = owner ? peerlink_open_stream(owner, &o, v) : NULL;
+        if (!v->st) {
+            e->fleet.forward_errors++;
+            fleet_forget(e, v->name);
+            snprintf(msg, sizeof msg, "the edge serving tunnel \"%s\" cannot be reached; retry",
+                     v->name);
+            respond(v, 502, msg);
+            return;
+        }
+        v->via_peer = true;
+        log_debug("visitor=%s tunnel=%s forwarded to %s", v->peer, v->name,
+                  peerlink_instance(owner));
+        if (finish_head(v, hmsg_head(v->req)) != ROUTE_FORWARD)
+            return;
+        consume_in(v, v->head_used);
+        v->state = V_BODY;
+        process_in(v);
+        set_reading(v);
+        return;
+    }
+    case FLEET_RESERVED:
+        snprintf(msg, sizeof msg,
+                 "tunnel \"%s\" is offline: its client disconnected and may reconnect soon",
+                 v->name);
+        respond(v, 502, msg);
+        return;
+    case FLEET_UNANSWERED:
+        snprintf(msg, sizeof msg,
+                 "not every edge of the fleet answered about tunnel \"%s\" in time; retry in a "
+                 "moment",
+                 v->name);
+        respond(v, 503, msg);
+        return;
+    default:
+        snprintf(msg, sizeof msg, "no tunnel named \"%s\" is online", v->name);
+        respond(v, 404, msg);
+        return;
+    }
 }
 
 /* First request of the connection: decide where it goes. */
@@ -376,6 +446,16 @@ static enum route route_first(struct visitor *v, const struct hmsg_head *h, cons
     memcpy(v->name, host, nl);
     v->name[nl] = 0;
     struct session *s = registry_find(e->reg, v->name);
+    if (!s && e->fl && !registry_taken(e->reg, v->name, edge_now_ms())) {
+        /* not here: ask the fleet (the head waits in `in`) */
+        snprintf(v->host, sizeof v->host, "%s", host);
+        v->wait = fleet_lookup(e, v->name, on_lookup, v);
+        if (!v->wait) {
+            respond(v, 503, "the edge is out of memory");
+            return ROUTE_ANSWERED;
+        }
+        return ROUTE_PENDING;
+    }
     if (!s) {
         if (registry_taken(e->reg, v->name, edge_now_ms())) {
             snprintf(msg, sizeof msg,
@@ -426,6 +506,8 @@ static void request_started(struct visitor *v, const struct hmsg_head *h)
     v->pending++;
 }
 
+static enum route finish_head(struct visitor *v, const struct hmsg_head *h);
+
 static enum route on_head(struct visitor *v, const struct hmsg_head *h)
 {
     char host[256], msg[400];
@@ -445,6 +527,13 @@ static enum route on_head(struct visitor *v, const struct hmsg_head *h)
         respond(v, 421, msg);
         return ROUTE_ANSWERED;
     }
+    return finish_head(v, h);
+}
+
+/* The route is known: forward the (rewritten) head into the stream. */
+static enum route finish_head(struct visitor *v, const struct hmsg_head *h)
+{
+    char msg[200];
     if (!v->st) {
         snprintf(msg, sizeof msg, "tunnel \"%s\" closed this connection", v->name);
         respond(v, 502, msg);
@@ -466,12 +555,6 @@ static enum route on_head(struct visitor *v, const struct hmsg_head *h)
     v->nrequests++;
     v->e->stats.requests++;
     return ROUTE_FORWARD;
-}
-
-static void consume_in(struct visitor *v, size_t n)
-{
-    memmove(v->in, v->in + n, v->in_len - n);
-    v->in_len -= n;
 }
 
 /* Move what can be moved from `in` to the stream; returns false when the
@@ -499,6 +582,12 @@ static bool process_in(struct visitor *v)
                 return !(handoff(v) == ROUTE_HANDOFF);
             if (r == ROUTE_ANSWERED)
                 return true;
+            if (r == ROUTE_PENDING) {
+                v->head_used = used;
+                v->state = V_LOOKUP;
+                set_reading(v);
+                return true;
+            }
             consume_in(v, used);
             v->state = V_BODY;
             continue;
@@ -750,6 +839,10 @@ void visitor_stream_writable(struct visitor *v)
 void visitor_stream_closed(struct visitor *v, uint16_t code)
 {
     v->st = NULL;
+    if (v->via_peer && (code == RST_NOT_HERE || code == RST_SESSION_GONE || code == RST_LOOP)) {
+        fleet_forget(v->e, v->name);
+        v->e->fleet.forward_errors++;
+    }
     if (v->pending > 0 && resp_bytes(v) == 0 && v->state != V_RAW) {
         char msg[200];
         if (code == RST_REFUSED)
@@ -758,6 +851,9 @@ void visitor_stream_closed(struct visitor *v, uint16_t code)
                      v->name);
         else if (code == RST_SESSION_GONE)
             snprintf(msg, sizeof msg, "tunnel \"%s\" went offline", v->name);
+        else if (code == RST_NOT_HERE || code == RST_LOOP)
+            snprintf(msg, sizeof msg,
+                     "tunnel \"%s\" is no longer where the fleet said it was; retry", v->name);
         else
             snprintf(msg, sizeof msg, "tunnel \"%s\" reset the connection (%s)", v->name,
                      frame_rst_name(code));
@@ -775,6 +871,8 @@ static void visitor_free(struct visitor *v)
     lws_sul_cancel(&v->sul);
     lws_sul_cancel(&v->wsul);
     lws_sul_cancel(&v->rsul);
+    if (v->wait)
+        fleet_cancel(v->wait);
     release_stream(v, RST_CANCEL);
     hmsg_free(v->req);
     hobs_free(v->resp);

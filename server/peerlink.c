@@ -1,0 +1,853 @@
+/*
+ * peerlink: TCP links between edges.
+ *
+ * Records on a link are length-prefixed frames (common/frame.h: u32 length |
+ * frame). Before authentication only one CTL frame each way is allowed: the
+ * dialer's peer_hello and the acceptor's peer_welcome, each carrying the
+ * sender's instance id, a timestamp, a fresh nonce and an HMAC over them with
+ * the fleet key (the welcome's also covers the dialer's nonce, so it cannot be
+ * replayed either). The acceptor refuses stale timestamps (over 30 s off) and
+ * nonces it has seen; either side refuses a bad MAC or a link to itself.
+ * After that: CTL frames go to fleet.c, mux frames to the link's mux.
+ *
+ * Invariants: every buffer is bounded (read buffer, write buffer, control
+ * queue); a link is freed only from its close callback (or, for a link with no
+ * socket, by its owner); outbound links exist exactly for the addresses
+ * discovery reports.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "addr.h"
+#include "config.h"
+#include "edge.h"
+#include "fleet.h"
+#include "frame.h"
+#include "log.h"
+#include "peerlink.h"
+#include "peers.h"
+#include "session.h"
+#include "visitor.h"
+
+#define RBUF_CAP (256 * 1024)
+#define WBUF_CAP (256 * 1024)
+#define CTLQ_MAX 256
+#define MAX_INBOUND 1024
+#define HANDSHAKE_MS 3000
+#define TS_SKEW_MS 30000
+#define NONCE_LEN 16
+#define REPLAY_SLOTS 1024
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 5000
+
+enum role { ROLE_LISTENER, ROLE_OUT, ROLE_IN };
+
+struct link {
+    struct raw_obj obj; /* RAW_PEER */
+    enum role role;
+    struct edge *e;
+    struct lws *wsi;
+    int fd;
+    enum link_state state;
+    bool tcp_up, hello_done, kill, present, in_write_cb, rearm, reading;
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    char addr_text[ADDR_TEXT_MAX];
+    char instance[64];
+    uint8_t nonce[NONCE_LEN];
+    mux *mux;
+    uint8_t *rbuf, *wbuf;
+    size_t rlen, wlen, woff;
+    char *ctlq[CTLQ_MAX];
+    unsigned ctl_head, nctl;
+    unsigned backoff_ms;
+    struct link *next; /* inbound list */
+    lws_sorted_usec_list_t retry_sul, hs_sul, wsul;
+};
+
+struct peerlinks {
+    struct link listener;
+    struct link **out;
+    unsigned nout;
+    struct link *in;
+    unsigned nin;
+    uint8_t seen[REPLAY_SLOTS][NONCE_LEN];
+    unsigned seen_next;
+    bool stopping;
+};
+
+static void link_dial(struct link *l);
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* --- writing: see server/visitor.c want_write() for why the indirection --- */
+
+static void wake_cb(lws_sorted_usec_list_t *sul)
+{
+    struct link *l = lws_container_of(sul, struct link, wsul);
+    if (l->wsi)
+        lws_callback_on_writable(l->wsi);
+}
+
+static void want_write(struct link *l)
+{
+    if (!l->wsi)
+        return;
+    if (l->in_write_cb)
+        l->rearm = true;
+    else
+        lws_callback_on_writable(l->wsi);
+}
+
+static void kill_link(struct link *l, const char *why)
+{
+    if (!l->kill)
+        log_info("peer %s%s%s: link closed: %s", l->addr_text, l->instance[0] ? " " : "",
+                 l->instance, why);
+    l->kill = true;
+    want_write(l);
+}
+
+static int queue_ctl_text(struct link *l, char *text)
+{
+    if (!text)
+        return -ENOMEM;
+    if (strlen(text) > FRAME_CTL_MAX || l->nctl == CTLQ_MAX) {
+        free(text);
+        return -ENOBUFS;
+    }
+    l->ctlq[(l->ctl_head + l->nctl++) % CTLQ_MAX] = text;
+    want_write(l);
+    return 0;
+}
+
+int peerlink_send(struct link *l, json_t *msg)
+{
+    if (l->state != LINK_UP || l->kill)
+        return -ENOTCONN;
+    return queue_ctl_text(l, json_dumps(msg, JSON_COMPACT));
+}
+
+/* --- mux glue: streams on outbound links belong to visitors, on inbound
+ * links to bridges; both user-data structs start with a struct raw_obj --- */
+
+static void mux_want_write(void *ud)
+{
+    want_write(ud);
+}
+
+static void st_readable(void *ud, mux_stream *s)
+{
+    if (((struct raw_obj *)ud)->kind == RAW_VISITOR)
+        visitor_stream_readable(ud);
+    else
+        fleet_bridge_readable(ud);
+}
+
+static void st_writable(void *ud, mux_stream *s)
+{
+    if (((struct raw_obj *)ud)->kind == RAW_VISITOR)
+        visitor_stream_writable(ud);
+    else
+        fleet_bridge_writable(ud);
+}
+
+static void st_closed(void *ud, mux_stream *s, uint16_t code)
+{
+    if (((struct raw_obj *)ud)->kind == RAW_VISITOR)
+        visitor_stream_closed(ud, code);
+    else
+        fleet_bridge_closed(ud, code);
+}
+
+static int st_open(void *ud, mux_stream *s, const struct frame_open *o)
+{
+    struct link *l = ud;
+    return fleet_stream_open(l->e, s, o);
+}
+
+static const struct mux_ops out_ops = {mux_want_write, NULL, st_readable, st_writable, st_closed};
+static const struct mux_ops in_ops = {mux_want_write, st_open, st_readable, st_writable,
+                                      st_closed};
+
+/* --- handshake --- */
+
+static void mac_text(char *out, size_t cap, const char *kind, const char *instance, uint64_t ts,
+                     const char *nonce, const char *peer_nonce)
+{
+    snprintf(out, cap, "warren-peer-v1|%s|%s|%llu|%s|%s", kind, instance, (unsigned long long)ts,
+             nonce, peer_nonce ? peer_nonce : "");
+}
+
+static char *b64(const uint8_t *p, size_t n, char *out, size_t cap)
+{
+    return sodium_bin2base64(out, cap, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+}
+
+static int unb64(const char *s, uint8_t *out, size_t want)
+{
+    size_t n = 0;
+    if (!s || sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL,
+                                sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+        n != want)
+        return -EINVAL;
+    return 0;
+}
+
+static char *make_auth(struct link *l, const char *kind, const char *peer_nonce)
+{
+    const struct config *c = l->e->cfg;
+    char nonce[64], text[400], mac64[64];
+    uint8_t mac[crypto_auth_BYTES];
+    uint64_t ts = wall_ms();
+    randombytes_buf(l->nonce, sizeof l->nonce);
+    b64(l->nonce, sizeof l->nonce, nonce, sizeof nonce);
+    mac_text(text, sizeof text, kind, c->instance_id, ts, nonce, peer_nonce);
+    crypto_auth(mac, (const uint8_t *)text, strlen(text), c->fleet_key);
+    b64(mac, sizeof mac, mac64, sizeof mac64);
+    json_t *m = json_pack("{s:s, s:i, s:s, s:I, s:s, s:s}", "type", kind, "v", 1, "instance",
+                          c->instance_id, "ts", (json_int_t)ts, "nonce", nonce, "mac", mac64);
+    char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    return s;
+}
+
+/* Check a peer_hello / peer_welcome. 0 or -EACCES (why in *why). */
+static int check_auth(struct link *l, json_t *m, const char *kind, const char *my_nonce,
+                      const char **why)
+{
+    struct peerlinks *pl = l->e->links;
+    const char *type = json_string_value(json_object_get(m, "type"));
+    const char *inst = json_string_value(json_object_get(m, "instance"));
+    const char *nonce = json_string_value(json_object_get(m, "nonce"));
+    const char *mac64 = json_string_value(json_object_get(m, "mac"));
+    json_t *tsj = json_object_get(m, "ts");
+    uint8_t mac[crypto_auth_BYTES], nbin[NONCE_LEN];
+    *why = "malformed handshake";
+    if (!type || strcmp(type, kind) != 0 || !inst || !*inst || strlen(inst) >= sizeof l->instance ||
+        !nonce || !mac64 || !json_is_integer(tsj) || unb64(mac64, mac, sizeof mac) < 0 ||
+        unb64(nonce, nbin, sizeof nbin) < 0)
+        return -EACCES;
+    uint64_t ts = (uint64_t)json_integer_value(tsj), now = wall_ms();
+    char text[400];
+    mac_text(text, sizeof text, kind, inst, ts, nonce, my_nonce);
+    if (crypto_auth_verify(mac, (const uint8_t *)text, strlen(text), l->e->cfg->fleet_key) != 0) {
+        *why = "bad MAC (another fleet secret?)";
+        return -EACCES;
+    }
+    if (ts + TS_SKEW_MS < now || ts > now + TS_SKEW_MS) {
+        *why = "stale or future timestamp (replay, or clocks more than 30 s apart)";
+        return -EACCES;
+    }
+    for (unsigned i = 0; i < REPLAY_SLOTS; i++) {
+        if (sodium_memcmp(pl->seen[i], nbin, NONCE_LEN) == 0) {
+            *why = "replayed nonce";
+            return -EACCES;
+        }
+    }
+    memcpy(pl->seen[pl->seen_next], nbin, NONCE_LEN);
+    pl->seen_next = (pl->seen_next + 1) % REPLAY_SLOTS;
+    if (strcmp(inst, l->e->cfg->instance_id) == 0) {
+        *why = "this is a link to ourselves";
+        return -EACCES;
+    }
+    snprintf(l->instance, sizeof l->instance, "%s", inst);
+    return 0;
+}
+
+static void link_up(struct link *l)
+{
+    struct mux_config mc = {.window = 256 * 1024, .tx_buf = 64 * 1024, .max_streams = 65536,
+                            .odd_ids = l->role == ROLE_OUT};
+    l->mux = mux_new(&mc, l->role == ROLE_OUT ? &out_ops : &in_ops, l);
+    if (!l->mux) {
+        kill_link(l, "out of memory");
+        return;
+    }
+    l->state = LINK_UP;
+    l->backoff_ms = 0;
+    lws_sul_cancel(&l->hs_sul);
+    log_info("peer %s %s: link up (%s)", l->addr_text, l->instance,
+             l->role == ROLE_OUT ? "outbound" : "inbound");
+    if (l->role == ROLE_OUT)
+        l->e->fleet.peers_connected++;
+    fleet_link_up(l->e, l, l->role == ROLE_OUT);
+}
+
+static void handle_ctl(struct link *l, const uint8_t *p, size_t n)
+{
+    json_error_t je;
+    json_t *m = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &je);
+    if (!m || !json_is_object(m)) {
+        json_decref(m);
+        kill_link(l, "malformed control message");
+        return;
+    }
+    if (l->state == LINK_UP) {
+        fleet_ctl(l->e, l, l->role == ROLE_OUT, m);
+        json_decref(m);
+        return;
+    }
+    const char *why = NULL;
+    if (l->role == ROLE_IN && !l->hello_done) {
+        if (check_auth(l, m, "peer_hello", NULL, &why) < 0) {
+            l->e->fleet.peer_auth_failures++;
+            json_decref(m);
+            kill_link(l, why);
+            return;
+        }
+        l->hello_done = true;
+        const char *their = json_string_value(json_object_get(m, "nonce"));
+        queue_ctl_text(l, make_auth(l, "peer_welcome", their));
+        json_decref(m);
+        link_up(l);
+        return;
+    }
+    if (l->role == ROLE_OUT && l->hello_done) {
+        char mine[64];
+        b64(l->nonce, sizeof l->nonce, mine, sizeof mine);
+        if (check_auth(l, m, "peer_welcome", mine, &why) < 0) {
+            l->e->fleet.peer_auth_failures++;
+            json_decref(m);
+            kill_link(l, why);
+            return;
+        }
+        json_decref(m);
+        link_up(l);
+        return;
+    }
+    json_decref(m);
+    kill_link(l, "unexpected message during the handshake");
+}
+
+/* --- reading --- */
+
+static int on_readable(struct link *l)
+{
+    if (l->rlen < RBUF_CAP) {
+        ssize_t n = read(l->fd, l->rbuf + l->rlen, RBUF_CAP - l->rlen);
+        if (n == 0) {
+            kill_link(l, "closed by the peer");
+            return -1;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return 0;
+            kill_link(l, strerror(errno));
+            return -1;
+        }
+        l->rlen += (size_t)n;
+    }
+    size_t off = 0;
+    while (!l->kill) {
+        struct frame f;
+        long r = frame_split(l->rbuf + off, l->rlen - off, &f);
+        if (r == 0)
+            break;
+        if (r < 0) {
+            kill_link(l, "malformed frame");
+            return -1;
+        }
+        if (f.type == FRAME_CTL) {
+            handle_ctl(l, f.payload, f.len);
+        } else if (l->state != LINK_UP) {
+            kill_link(l, "frame before the handshake");
+            return -1;
+        } else if (mux_input(l->mux, l->rbuf + off + FRAME_LEN_PREFIX, (size_t)r - FRAME_LEN_PREFIX) <
+                   0) {
+            kill_link(l, "mux protocol error");
+            return -1;
+        }
+        off += (size_t)r;
+    }
+    memmove(l->rbuf, l->rbuf + off, l->rlen - off);
+    l->rlen -= off;
+    return l->kill ? -1 : 0;
+}
+
+/* --- writing --- */
+
+static void fill_wbuf(struct link *l)
+{
+    if (l->woff == l->wlen)
+        l->woff = l->wlen = 0;
+    while (l->nctl && WBUF_CAP - l->wlen >= FRAME_LEN_PREFIX + FRAME_HDR_LEN + FRAME_CTL_MAX) {
+        char *t = l->ctlq[l->ctl_head];
+        l->ctl_head = (l->ctl_head + 1) % CTLQ_MAX;
+        l->nctl--;
+        size_t n = frame_encode_ctl(l->wbuf + l->wlen + FRAME_LEN_PREFIX,
+                                    WBUF_CAP - l->wlen - FRAME_LEN_PREFIX, t, strlen(t));
+        free(t);
+        if (n) {
+            frame_put_prefix(l->wbuf + l->wlen, n);
+            l->wlen += FRAME_LEN_PREFIX + n;
+        }
+    }
+    while (l->mux && l->state == LINK_UP &&
+           WBUF_CAP - l->wlen >= FRAME_LEN_PREFIX + FRAME_MAX_LEN) {
+        size_t n = mux_next_frame(l->mux, l->wbuf + l->wlen + FRAME_LEN_PREFIX, FRAME_MAX_LEN);
+        if (!n)
+            break;
+        frame_put_prefix(l->wbuf + l->wlen, n);
+        l->wlen += FRAME_LEN_PREFIX + n;
+    }
+}
+
+static int on_connected(struct link *l)
+{
+    int err = 0;
+    socklen_t el = sizeof err;
+    getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+    if (err) {
+        l->state = err == ECONNREFUSED ? LINK_REFUSED : LINK_DOWN;
+        log_debug("peer %s: connect: %s", l->addr_text, strerror(err));
+        l->kill = true;
+        return -1;
+    }
+    l->tcp_up = true;
+    int one = 1;
+    setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    l->hello_done = true; /* for the dialer: "hello sent" */
+    return queue_ctl_text(l, make_auth(l, "peer_hello", NULL)) < 0 ? -1 : 0;
+}
+
+static int on_writeable(struct link *l)
+{
+    if (l->kill)
+        return -1;
+    if (l->role == ROLE_OUT && !l->tcp_up && on_connected(l) < 0)
+        return -1;
+    for (int round = 0; round < 4; round++) {
+        if (l->woff == l->wlen)
+            fill_wbuf(l);
+        if (l->woff == l->wlen)
+            return 0;
+        ssize_t w = write(l->fd, l->wbuf + l->woff, l->wlen - l->woff);
+        if (w < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                want_write(l);
+                return 0;
+            }
+            kill_link(l, strerror(errno));
+            return -1;
+        }
+        l->woff += (size_t)w;
+        if (l->woff < l->wlen) {
+            want_write(l);
+            return 0;
+        }
+    }
+    want_write(l);
+    return 0;
+}
+
+/* --- lifecycle --- */
+
+static struct link *link_alloc(struct edge *e, enum role role)
+{
+    struct link *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->obj.kind = RAW_PEER;
+    l->role = role;
+    l->e = e;
+    l->fd = -1;
+    l->state = LINK_DOWN;
+    l->rbuf = malloc(RBUF_CAP);
+    l->wbuf = malloc(WBUF_CAP);
+    if (!l->rbuf || !l->wbuf) {
+        free(l->rbuf);
+        free(l->wbuf);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void link_reset(struct link *l)
+{
+    struct edge *e = l->e;
+    bool was_up = l->state == LINK_UP;
+    lws_sul_cancel(&l->hs_sul);
+    lws_sul_cancel(&l->wsul);
+    if (was_up && l->role == ROLE_OUT && e->fleet.peers_connected)
+        e->fleet.peers_connected--;
+    if (was_up)
+        fleet_link_down(e, l, l->role == ROLE_OUT);
+    mux_free(l->mux); /* visitors / bridges learn RST_SESSION_GONE */
+    l->mux = NULL;
+    for (; l->nctl; l->nctl--) {
+        free(l->ctlq[l->ctl_head]);
+        l->ctl_head = (l->ctl_head + 1) % CTLQ_MAX;
+    }
+    l->ctl_head = 0;
+    l->rlen = l->wlen = l->woff = 0;
+    l->tcp_up = l->hello_done = l->kill = l->rearm = false;
+    l->instance[0] = 0;
+    l->wsi = NULL;
+    l->fd = -1;
+}
+
+static void link_free(struct link *l)
+{
+    lws_sul_cancel(&l->retry_sul);
+    lws_sul_cancel(&l->hs_sul);
+    lws_sul_cancel(&l->wsul);
+    free(l->rbuf);
+    free(l->wbuf);
+    free(l);
+}
+
+static void retry_cb(lws_sorted_usec_list_t *sul)
+{
+    struct link *l = lws_container_of(sul, struct link, retry_sul);
+    link_dial(l);
+}
+
+static void schedule_retry(struct link *l)
+{
+    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (l->backoff_ms > BACKOFF_MAX_MS)
+        l->backoff_ms = BACKOFF_MAX_MS;
+    uint32_t d = l->backoff_ms / 2 + randombytes_uniform(l->backoff_ms / 2 + 1);
+    lws_sul_schedule(l->e->ctx, 0, &l->retry_sul, retry_cb, (lws_usec_t)d * 1000);
+}
+
+static void handshake_deadline(lws_sorted_usec_list_t *sul)
+{
+    struct link *l = lws_container_of(sul, struct link, hs_sul);
+    if (l->state != LINK_UP)
+        kill_link(l, "no handshake in time");
+}
+
+static struct lws *adopt(struct edge *e, int fd, struct link *l)
+{
+    lws_adopt_desc_t ad;
+    memset(&ad, 0, sizeof ad);
+    ad.vh = e->vh;
+    ad.type = LWS_ADOPT_RAW_FILE_DESC;
+    ad.fd.filefd = fd;
+    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
+    ad.opaque = l;
+    return lws_adopt_descriptor_vhost_via_info(&ad);
+}
+
+static void link_dial(struct link *l)
+{
+    struct edge *e = l->e;
+    if (e->stopping || e->links->stopping || l->wsi)
+        return;
+    int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        schedule_retry(l);
+        return;
+    }
+    /* leave from our own peer address, so the link stays on the private network
+     * and the peer sees who we are */
+    struct sockaddr_storage src = e->cfg->peer_listen.ss;
+    if (src.ss_family == l->addr.ss_family) {
+        if (src.ss_family == AF_INET)
+            ((struct sockaddr_in *)&src)->sin_port = 0;
+        else
+            ((struct sockaddr_in6 *)&src)->sin6_port = 0;
+        bind(fd, (struct sockaddr *)&src, e->cfg->peer_listen.len);
+    }
+    if (connect(fd, (struct sockaddr *)&l->addr, l->alen) < 0 && errno != EINPROGRESS) {
+        l->state = errno == ECONNREFUSED ? LINK_REFUSED : LINK_DOWN;
+        close(fd);
+        schedule_retry(l);
+        return;
+    }
+    l->fd = fd;
+    l->wsi = adopt(e, fd, l);
+    if (!l->wsi) {
+        l->fd = -1;
+        schedule_retry(l);
+        return;
+    }
+    if (l->state != LINK_REFUSED)
+        l->state = LINK_CONNECTING;
+    lws_callback_on_writable(l->wsi);
+    lws_sul_schedule(e->ctx, 0, &l->hs_sul, handshake_deadline,
+                     (lws_usec_t)HANDSHAKE_MS * 1000);
+}
+
+static void accept_batch(struct edge *e)
+{
+    struct peerlinks *pl = e->links;
+    for (int i = 0; i < 32; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int fd = accept4(pl->listener.fd, (struct sockaddr *)&ss, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        struct link *l = pl->nin < MAX_INBOUND ? link_alloc(e, ROLE_IN) : NULL;
+        if (!l) {
+            close(fd);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        l->fd = fd;
+        l->addr = ss;
+        l->alen = len;
+        l->tcp_up = true;
+        l->state = LINK_CONNECTING;
+        addr_format((struct sockaddr *)&ss, l->addr_text, sizeof l->addr_text);
+        l->wsi = adopt(e, fd, l);
+        if (!l->wsi) {
+            link_free(l);
+            continue;
+        }
+        l->next = pl->in;
+        pl->in = l;
+        pl->nin++;
+        lws_sul_schedule(e->ctx, 0, &l->hs_sul, handshake_deadline,
+                         (lws_usec_t)HANDSHAKE_MS * 1000);
+    }
+}
+
+static void on_closed(struct link *l)
+{
+    struct edge *e = l->e;
+    struct peerlinks *pl = e->links;
+    enum link_state st = l->state;
+    link_reset(l);
+    if (l->role == ROLE_IN) {
+        for (struct link **pp = &pl->in; *pp; pp = &(*pp)->next)
+            if (*pp == l) {
+                *pp = l->next;
+                break;
+            }
+        pl->nin--;
+        link_free(l);
+        return;
+    }
+    if (!l->present) { /* left the fleet: no longer in pl->out */
+        link_free(l);
+        return;
+    }
+    l->state = st == LINK_REFUSED ? LINK_REFUSED : LINK_DOWN;
+    if (!pl->stopping && !e->stopping)
+        schedule_retry(l);
+}
+
+int peerlink_callback(struct lws *wsi, enum lws_callback_reasons reason, void *obj)
+{
+    struct link *l = obj;
+    if (l->role == ROLE_LISTENER) {
+        if (reason == LWS_CALLBACK_RAW_RX_FILE && !l->e->draining)
+            accept_batch(l->e);
+        if (reason == LWS_CALLBACK_RAW_CLOSE_FILE) {
+            l->wsi = NULL;
+            l->fd = -1;
+        }
+        return 0;
+    }
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        if (l->kill)
+            return -1;
+        if (l->role == ROLE_OUT && !l->tcp_up)
+            return 0; /* wait for the connect to finish (writable) */
+        return on_readable(l);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
+        l->in_write_cb = true;
+        int r = on_writeable(l);
+        l->in_write_cb = false;
+        if (r == 0 && l->rearm) {
+            l->rearm = false;
+            lws_sul_schedule(l->e->ctx, 0, &l->wsul, wake_cb, 1);
+        }
+        return r;
+    }
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        on_closed(l);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+int peerlink_start(struct edge *e)
+{
+    const struct config *c = e->cfg;
+    struct peerlinks *pl = calloc(1, sizeof *pl);
+    if (!pl)
+        return -1;
+    e->links = pl;
+    struct link *ls = &pl->listener;
+    ls->obj.kind = RAW_PEER;
+    ls->role = ROLE_LISTENER;
+    ls->e = e;
+    snprintf(ls->addr_text, sizeof ls->addr_text, "%s", c->peer_listen.text);
+    ls->fd = socket(c->peer_listen.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (ls->fd >= 0) {
+        setsockopt(ls->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (c->peer_listen.ss.ss_family == AF_INET6)
+            setsockopt(ls->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    }
+    if (ls->fd < 0 ||
+        bind(ls->fd, (const struct sockaddr *)&c->peer_listen.ss, c->peer_listen.len) < 0 ||
+        listen(ls->fd, 256) < 0) {
+        log_err("peer listener %s", c->peer_listen.text);
+        if (ls->fd >= 0)
+            close(ls->fd);
+        ls->fd = -1;
+        return -1;
+    }
+    ls->wsi = adopt(e, ls->fd, ls);
+    if (!ls->wsi) {
+        ls->fd = -1;
+        return -1;
+    }
+    log_info("peer listener on %s, instance %s", c->peer_listen.text, c->instance_id);
+    return 0;
+}
+
+void peerlink_sync(struct edge *e)
+{
+    struct peerlinks *pl = e->links;
+    if (!pl || !e->peers)
+        return;
+    for (unsigned i = 0; i < pl->nout; i++)
+        pl->out[i]->present = false;
+    unsigned n = peers_count(e->peers);
+    struct link **out = calloc(n ? n : 1, sizeof *out);
+    if (!out)
+        return;
+    unsigned nout = 0;
+    for (unsigned i = 0; i < n; i++) {
+        const struct sockaddr_storage *a = peers_addr(e->peers, i);
+        struct link *found = NULL;
+        for (unsigned j = 0; j < pl->nout && !found; j++) {
+            struct link *l = pl->out[j];
+            if (l->addr.ss_family == a->ss_family &&
+                memcmp(&l->addr, a, a->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                            : sizeof(struct sockaddr_in6)) == 0)
+                found = l;
+        }
+        if (!found) {
+            found = link_alloc(e, ROLE_OUT);
+            if (!found)
+                continue;
+            memcpy(&found->addr, a, sizeof *a);
+            found->alen = a->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                  : sizeof(struct sockaddr_in6);
+            addr_format((const struct sockaddr *)a, found->addr_text, sizeof found->addr_text);
+            found->present = true;
+            link_dial(found);
+        }
+        found->present = true;
+        out[nout++] = found;
+    }
+    /* links to addresses that left: close (freed in their close callback) */
+    for (unsigned j = 0; j < pl->nout; j++) {
+        struct link *l = pl->out[j];
+        if (l->present)
+            continue;
+        log_info("peer %s left the fleet", l->addr_text);
+        if (l->wsi) {
+            kill_link(l, "left the fleet");
+        } else {
+            link_reset(l);
+            link_free(l);
+        }
+    }
+    free(pl->out);
+    pl->out = out;
+    pl->nout = nout;
+}
+
+void peerlink_stop(struct edge *e)
+{
+    struct peerlinks *pl = e->links;
+    if (!pl)
+        return;
+    pl->stopping = true;
+    if (pl->listener.wsi)
+        lws_set_timeout(pl->listener.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    for (unsigned i = 0; i < pl->nout; i++) {
+        struct link *l = pl->out[i];
+        lws_sul_cancel(&l->retry_sul);
+        lws_sul_cancel(&l->hs_sul);
+        lws_sul_cancel(&l->wsul);
+        if (l->wsi)
+            kill_link(l, "edge stopping");
+    }
+    for (struct link *l = pl->in; l; l = l->next) {
+        lws_sul_cancel(&l->hs_sul);
+        lws_sul_cancel(&l->wsul);
+        kill_link(l, "edge stopping");
+    }
+}
+
+void peerlink_free(struct edge *e)
+{
+    struct peerlinks *pl = e->links;
+    if (!pl)
+        return;
+    /* after lws_context_destroy: every link with a socket got its close callback */
+    for (unsigned i = 0; i < pl->nout; i++) {
+        link_reset(pl->out[i]);
+        link_free(pl->out[i]);
+    }
+    free(pl->out);
+    while (pl->in) {
+        struct link *l = pl->in;
+        pl->in = l->next;
+        link_reset(l);
+        link_free(l);
+    }
+    free(pl);
+    e->links = NULL;
+}
+
+unsigned peerlink_count(const struct edge *e)
+{
+    return e->links ? e->links->nout : 0;
+}
+
+struct link *peerlink_get(const struct edge *e, unsigned i)
+{
+    return e->links->out[i];
+}
+
+enum link_state peerlink_state(const struct link *l)
+{
+    return l->state;
+}
+
+const char *peerlink_addr(const struct link *l)
+{
+    return l->addr_text;
+}
+
+const char *peerlink_instance(const struct link *l)
+{
+    return l->instance;
+}
+
+mux_stream *peerlink_open_stream(struct link *l, const struct frame_open *o, void *ud)
+{
+    if (l->state != LINK_UP || !l->mux || l->kill) {
+        errno = ENOTCONN;
+        return NULL;
+    }
+    return mux_open(l->mux, o, ud);
+}
