@@ -12,11 +12,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "addr.h"
+#include "admin.h"
 #include "auth.h"
 #include "edge.h"
+#include "fleet.h"
 #include "frame.h"
 #include "listener.h"
 #include "log.h"
+#include "peerlink.h"
+#include "peers.h"
 #include "registry.h"
 #include "session.h"
 #include "visitor.h"
@@ -75,10 +80,12 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return visitor_callback(wsi, reason, (struct visitor *)o);
     case RAW_SIGNAL:
         return signal_callback(lws_get_vhost_user(vh), reason);
-    case RAW_DNS:
     case RAW_ADMIN:
+        return admin_callback(wsi, reason, o);
+    case RAW_DNS:
+        return peers_callback(wsi, reason, o);
     case RAW_PEER:
-        break; /* fleet modules: dispatched once they exist */
+        return peerlink_callback(wsi, reason, o);
     }
     return 0;
 }
@@ -187,6 +194,30 @@ static int setup_signals(struct edge *e)
     return 0;
 }
 
+static void peers_changed(void *ud)
+{
+    peerlink_sync(ud);
+}
+
+/* Discovery, peer links and the fleet logic (docs/fleet.md). */
+static int start_fleet(struct edge *e)
+{
+    const struct config *c = e->cfg;
+    static const struct peers_ops ops = {peers_changed};
+    if (fleet_new(e) < 0 || peerlink_start(e) < 0)
+        return -1;
+    e->peers = peers_new(e->ctx, e->vh, c->peers_dns, c->dns_server,
+                         (uint16_t)addr_port((const struct sockaddr *)&c->peer_listen.ss),
+                         &c->peer_listen.ss, 1, &ops, e, &e->fleet);
+    if (!e->peers) {
+        log_errx("could not start peer discovery for %s", c->peers_dns);
+        return -1;
+    }
+    log_info("fleet: peers from DNS name %s (%s)", c->peers_dns,
+             c->dns_server[0] ? c->dns_server : "resolv.conf");
+    return 0;
+}
+
 struct edge *edge_new(const struct config *cfg)
 {
     struct edge *e = calloc(1, sizeof *e);
@@ -239,6 +270,10 @@ struct edge *edge_new(const struct config *cfg)
     for (unsigned i = 0; i < e->nlisteners; i++)
         if (listener_start(e->listeners[i]) < 0)
             goto fail;
+    if (cfg->admin_enabled && !(e->admin = admin_new(e, &cfg->admin)))
+        goto fail;
+    if (cfg->fleet && start_fleet(e) < 0)
+        goto fail;
     if (setup_signals(e) < 0) {
         log_errx("could not set up signal handling");
         goto fail;
@@ -265,11 +300,19 @@ void edge_free(struct edge *e)
     if (e->ctx) {
         lws_sul_cancel(&e->sweep_sul);
         lws_sul_cancel(&e->drain_sul);
+        /* fleet timers go before the loop does; memory after its close callbacks */
+        peers_free(e->peers);
+        e->peers = NULL;
+        peerlink_stop(e);
+        fleet_quiesce(e);
         e->stopping = true;
         lws_context_destroy(e->ctx);
     }
     for (unsigned i = 0; i < e->nlisteners; i++)
         listener_free(e->listeners[i]);
+    admin_free(e->admin);
+    peerlink_free(e);
+    fleet_free(e);
     if (e->sigpipe[1] >= 0)
         close(e->sigpipe[1]);
     signal_pipe_w = -1;
