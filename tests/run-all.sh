@@ -1,24 +1,25 @@
 #!/usr/bin/env bash
 # The whole test suite: install dependencies, build a normal and an
 # AddressSanitizer+UndefinedBehaviorSanitizer configuration, run the unit,
-# fuzz (corpus replay) and integration suites on both, and print a summary
-# line "N passed, N failed". Exit status 0 only if nothing failed.
+# fuzz (corpus replay), integration and cluster suites on both (and the
+# deploy checks once), and print a summary line "N passed, N failed".
+# Exit status 0 only if nothing failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 deploy/install-deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
 
 passed=0
 failed=0
-run_config() { # name, meson options...
+run_config() { # name, suites, meson options...
     local dir="build-test-$1"; shift
+    local suites=(); for s in $1; do suites+=(--suite "$s"); done; shift
     if [ ! -d "$dir" ]; then
         meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; failed=$((failed + 1)); return; }
     fi
     if ! ninja -C "$dir" >"$dir.build.log" 2>&1; then
         tail -50 "$dir.build.log"; failed=$((failed + 1)); return
     fi
-    meson test -C "$dir" --print-errorlogs --suite unit --suite fuzz --suite integration \
-        --num-processes 2 || true
+    meson test -C "$dir" --print-errorlogs "${suites[@]}" --num-processes 2 || true
     local json="$dir/meson-logs/testlog.json"
     if [ -f "$json" ]; then
         local p f
@@ -31,8 +32,11 @@ run_config() { # name, meson options...
     fi
 }
 
-run_config plain -Dbuildtype=debugoptimized
+# The cluster suite needs root (network namespaces); the deploy suite checks
+# the deployment files once, on the plain build.
+run_config plain "unit fuzz integration cluster deploy" -Dbuildtype=debugoptimized
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    run_config asan -Dbuildtype=debugoptimized -Db_sanitize=address,undefined -Db_lundef=false
+    run_config asan "unit fuzz integration cluster" -Dbuildtype=debugoptimized \
+    -Db_sanitize=address,undefined -Db_lundef=false
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
