@@ -283,6 +283,7 @@ static void render_fleet(struct wr *w, const struct fleet_stats *f)
            f->claims);
     family(w, "warren_claims_total", "counter",
            "Name registrations the fleet did not grant, by result.");
+    labelled(w, "warren_claims_total", "result", "granted", f->claims_granted);
     labelled(w, "warren_claims_total", "result", "refused", f->claims_refused);
     labelled(w, "warren_claims_total", "result", "unanswered", f->claims_unanswered);
     metric(w, "warren_peer_auth_failures_total", "counter",

@@ -51,7 +51,7 @@ struct fleet_stats {
     uint64_t lookup_unanswered; /* not everybody answered: 503 */
     uint64_t peers_asked;
     uint64_t forwards, forward_errors, loops_refused;
-    uint64_t claims, claims_refused, claims_unanswered;
+    uint64_t claims, claims_granted, claims_refused, claims_unanswered;
     uint64_t peer_auth_failures;
     uint64_t lat_buckets[FLEET_LAT_BUCKETS];
     uint64_t lat_sum_us;

@@ -229,7 +229,9 @@ static void finish(struct req *r, int result)
                   : result == FLEET_UNANSWERED ? "unanswered" : "nobody",
                   (unsigned long long)us);
     } else {
-        if (result == -EADDRINUSE)
+        if (result == 0)
+            e->fleet.claims_granted++;
+        else if (result == -EADDRINUSE)
             e->fleet.claims_refused++;
         else if (result == -EAGAIN)
             e->fleet.claims_unanswered++;
