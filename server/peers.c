@@ -50,8 +50,8 @@
 #define REFRESH_GAP_MS 1000 /* between the starts of two resolutions asked by peers_refresh */
 #define DNS_TIMEOUT_MS 1000 /* first try; c-ares doubles it for the next round */
 #define DNS_TRIES 2
-#define KICK_MAX 16  /* orphaned descriptors handled per loop turn */
-#define LOG_LIST 4   /* addresses named per direction in a change line */
+#define KICK_MAX 16 /* orphaned descriptors handled per loop turn */
+#define LOG_LIST 4  /* addresses named per direction in a change line */
 
 /* One c-ares socket as the loop sees it. */
 struct dnssock {
@@ -91,8 +91,8 @@ struct peers {
     struct fleet_stats own_stats; /* when the caller gave none */
 
     struct dnssock *socks;
-    struct famq fq[2]; /* AF_INET, AF_INET6 */
-    unsigned pending;  /* family queries in flight */
+    struct famq fq[2];                       /* AF_INET, AF_INET6 */
+    unsigned pending;                        /* family queries in flight */
     struct sockaddr_storage *set, *next_set; /* PEERS_MAX each */
     unsigned nset;
     enum dns_state state;
@@ -183,19 +183,17 @@ struct linebuf {
     size_t len;
 };
 
-static void line_add(struct linebuf *b, const char *fmt, const char *arg, unsigned num)
+static void line_add(struct linebuf *b, const char *s)
 {
-    if (b->len >= sizeof b->s)
-        return;
-    int n = arg ? snprintf(b->s + b->len, sizeof b->s - b->len, fmt, arg)
-                : snprintf(b->s + b->len, sizeof b->s - b->len, fmt, num);
-    if (n > 0)
-        b->len += (size_t)n;
-    if (b->len >= sizeof b->s)
-        b->len = sizeof b->s - 1;
+    size_t n = strlen(s), room = sizeof b->s - 1 - b->len;
+    if (n > room)
+        n = room;
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
 }
 
-/* Append "added a, b" or "removed a" for the entries of x missing from y. */
+/* Append " (added a, b" or "; removed c" for the entries of x missing from y. */
 static void describe(struct linebuf *b, const char *what, const struct sockaddr_storage *x,
                      unsigned nx, const struct sockaddr_storage *y, unsigned ny)
 {
@@ -211,15 +209,21 @@ static void describe(struct linebuf *b, const char *what, const struct sockaddr_
         }
         char a[ADDR_TEXT_MAX];
         addr_format((const struct sockaddr *)&x[i], a, sizeof a);
-        if (shown == 0)
-            line_add(b, b->len ? "; %s " : " (%s ", what, 0);
-        else
-            line_add(b, "%s", ", ", 0);
-        line_add(b, "%s", a, 0);
+        if (shown == 0) {
+            line_add(b, b->len ? "; " : " (");
+            line_add(b, what);
+            line_add(b, " ");
+        } else {
+            line_add(b, ", ");
+        }
+        line_add(b, a);
         shown++;
     }
-    if (more)
-        line_add(b, " and %u more", NULL, more);
+    if (more) {
+        char m[32];
+        snprintf(m, sizeof m, " and %u more", more);
+        line_add(b, m);
+    }
 }
 
 static void log_change(struct peers *p, const struct sockaddr_storage *old, unsigned nold)
@@ -361,8 +365,10 @@ static void finish_resolution(struct peers *p)
     rebuild_set(p, p->state == DNS_UNKNOWN && !failed && any);
     if (p->state == DNS_UNKNOWN)
         p->state = DNS_OK; /* so that set_state logs only failures and NXDOMAIN */
-    set_state(p, failed ? DNS_FAILING : any ? DNS_OK : DNS_EMPTY,
-              failed ? fail_status : empty_status);
+    if (failed)
+        set_state(p, DNS_FAILING, fail_status);
+    else
+        set_state(p, any ? DNS_OK : DNS_EMPTY, empty_status);
 
     uint64_t delay;
     if (failed)
@@ -683,9 +689,9 @@ static int init_channel(struct peers *p, const char *dns_server)
 }
 
 struct peers *peers_new(struct lws_context *ctx, struct lws_vhost *vh, const char *name,
-                        const char *dns_server, uint16_t port,
-                        const struct sockaddr_storage *self, unsigned nself,
-                        const struct peers_ops *ops, void *ud, struct fleet_stats *stats)
+                        const char *dns_server, uint16_t port, const struct sockaddr_storage *self,
+                        unsigned nself, const struct peers_ops *ops, void *ud,
+                        struct fleet_stats *stats)
 {
     if (!ctx || !vh || !name || !*name || strlen(name) > 253 || nself > PEERS_MAX_SELF ||
         (nself && !self)) {

@@ -18,8 +18,8 @@
 struct fleet_stats;
 struct peers;
 
-#define PEERS_MAX 256     /* addresses kept; more records are ignored (logged once) */
-#define PEERS_MAX_SELF 8  /* own addresses to exclude */
+#define PEERS_MAX 256    /* addresses kept; more records are ignored (logged once) */
+#define PEERS_MAX_SELF 8 /* own addresses to exclude */
 
 struct peers_ops {
     /* The set of peer addresses changed. Called from a timer of its own (never
@@ -41,9 +41,9 @@ struct peers_ops {
  * Returns NULL after logging the reason.
  */
 struct peers *peers_new(struct lws_context *ctx, struct lws_vhost *vh, const char *name,
-                        const char *dns_server, uint16_t port,
-                        const struct sockaddr_storage *self, unsigned nself,
-                        const struct peers_ops *ops, void *ud, struct fleet_stats *stats);
+                        const char *dns_server, uint16_t port, const struct sockaddr_storage *self,
+                        unsigned nself, const struct peers_ops *ops, void *ud,
+                        struct fleet_stats *stats);
 /* Stop, cancel queries and timers, release the sockets. Call it before
  * lws_context_destroy(). NULL is fine. */
 void peers_free(struct peers *p);
