@@ -61,6 +61,9 @@ static const struct opt options[] = {
      "this edge's name in the fleet (default: $FLY_ALLOC_ID, else the host name)"},
     {"admin-listen", OPT_STRING, 0, 0, "127.0.0.1:9090", "ADDR:PORT",
      "/healthz, /readyz and /metrics (\"off\" to disable)"},
+    {"proxy-client-ip-header", OPT_STRING, 0, 0, NULL, "HEADER",
+     "only a proxy reaches the public port and puts the visitor's address in HEADER (e.g. "
+     "Fly-Client-IP): trust it, and let one connection carry several tunnels' requests"},
     {"log-level", OPT_STRING, 0, 0, "info", "LEVEL", "error, warn, info or debug"},
     {"check-config", OPT_BOOL, 0, 0, NULL, NULL, "validate the configuration and exit", true},
 };
@@ -341,6 +344,20 @@ int config_load(struct config *c, int argc, char **argv)
         c->public_port = (unsigned)addr_port((struct sockaddr *)&c->listen[0].ss);
     if (load_fleet(c, &o) < 0)
         goto out;
+    v = opts_get(&o, "proxy-client-ip-header");
+    if (v->str) {
+        size_t n = strlen(v->str);
+        bool ok = n > 0 && n < sizeof c->proxy_header;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = isalnum((unsigned char)v->str[i]) || v->str[i] == '-' || v->str[i] == '_';
+        if (!ok) {
+            snprintf(err, sizeof err, "--proxy-client-ip-header: \"%.64s\" is not a header name",
+                     v->str);
+            fail(err);
+            goto out;
+        }
+        snprintf(c->proxy_header, sizeof c->proxy_header, "%s", v->str);
+    }
     r = 0;
 out:
     opts_free(&o);

@@ -35,6 +35,7 @@ struct config {
     unsigned public_port; /* 0: the first listen port */
     int log_level;
     bool check_only;
+    char proxy_header[64]; /* "" unless behind a trusted proxy (--proxy-client-ip-header) */
     /* fleet (docs/fleet.md) */
     bool fleet;                       /* --peers-dns given */
     char peers_dns[254];

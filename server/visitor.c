@@ -17,6 +17,7 @@
  * answer is lingering: shut the write side, discard input until EOF or a short
  * deadline, then close, so the visitor's kernel does not throw the answer away.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -520,6 +521,15 @@ static enum route on_head(struct visitor *v, const struct hmsg_head *h)
         enum route r = route_first(v, h, host);
         if (r != ROUTE_FORWARD)
             return r;
+    } else if (strcmp(host, v->host) != 0 && v->e->cfg->proxy_header[0] && v->pending == 0) {
+        /* a trusted proxy carries several tunnels' requests on one connection:
+         * end this tunnel's stream and route the request afresh */
+        release_stream(v, RST_CANCEL);
+        v->host[0] = v->name[0] = 0;
+        v->via_peer = false;
+        enum route r = route_first(v, h, host);
+        if (r != ROUTE_FORWARD)
+            return r;
     } else if (strcmp(host, v->host) != 0) {
         snprintf(msg, sizeof msg,
                  "this connection belongs to tunnel \"%s\"; open a new connection for \"%.100s\"",
@@ -541,6 +551,22 @@ static enum route finish_head(struct visitor *v, const struct hmsg_head *h)
     }
     uint8_t head[HEAD_ROOM];
     struct hmsg_forward fw = {.client_ip = v->peer_ip, .proto = "http"};
+    char proxied_ip[INET6_ADDRSTRLEN];
+    const char *ph = v->e->cfg->proxy_header;
+    if (ph[0]) {
+        /* behind a trusted proxy: the visitor is who the proxy says */
+        const struct hmsg_header *x = hmsg_find(h, ph);
+        uint8_t tmp[sizeof(struct in6_addr)];
+        if (x && x->value.len < sizeof proxied_ip) {
+            memcpy(proxied_ip, x->value.p, x->value.len);
+            proxied_ip[x->value.len] = 0;
+            if (inet_pton(AF_INET, proxied_ip, tmp) == 1 || inet_pton(AF_INET6, proxied_ip, tmp) == 1)
+                fw.client_ip = proxied_ip;
+        }
+        const struct hmsg_header *xp = hmsg_find(h, "x-forwarded-proto");
+        if (xp && xp->value.len == 5 && strncasecmp(xp->value.p, "https", 5) == 0)
+            fw.proto = "https";
+    }
     ssize_t n = hmsg_rewrite_request(h, &fw, head, sizeof head);
     if (n < 0) {
         respond(v, 431, "the request head is too large");
