@@ -106,10 +106,11 @@ static void connect_one(struct cli *c)
     struct sockaddr *sa = (struct sockaddr *)&c->server_addrs.a[c->server_idx];
     addr_format_ip(sa, ip, sizeof ip);
     bool default_port = cfg->server_port == (cfg->tls ? 443u : 80u);
+    bool v6 = strchr(cfg->server_host, ':') != NULL; /* an IPv6 literal: [..] in Host */
     if (default_port)
-        snprintf(host, sizeof host, "%s", cfg->server_host);
+        snprintf(host, sizeof host, v6 ? "[%s]" : "%s", cfg->server_host);
     else
-        snprintf(host, sizeof host, "%s:%u", cfg->server_host, cfg->server_port);
+        snprintf(host, sizeof host, v6 ? "[%s]:%u" : "%s:%u", cfg->server_host, cfg->server_port);
     struct lws_client_connect_info ci;
     memset(&ci, 0, sizeof ci);
     ci.context = c->ctx;

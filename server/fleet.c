@@ -40,7 +40,10 @@
 #define CACHE_TTL_MS 5000
 
 enum req_kind { REQ_LOOKUP, REQ_CLAIM };
-enum answer { A_UNSENT, A_SENT, A_NO, A_YES, A_RESERVED };
+/* A_ABSENT: a connect made for this request was refused, or the address is
+ * this edge itself: nothing runs there, so it holds no name (a "no" for
+ * lookups, a "yes" for claims). */
+enum answer { A_UNSENT, A_SENT, A_NO, A_YES, A_RESERVED, A_ABSENT };
 
 struct fleet_wait {
     struct fleet_wait *next;
@@ -260,6 +263,7 @@ static void evaluate(struct req *r)
             break;
         case A_RESERVED: reserved = true; break;
         case A_NO: no = true; break;
+        case A_ABSENT: break;
         }
     }
     if (r->kind == REQ_CLAIM && (no || r->lost)) {
@@ -335,16 +339,28 @@ static struct req *req_new(struct edge *e, enum req_kind kind, const char *name)
 static void req_start(struct req *r, unsigned deadline_ms)
 {
     struct edge *e = r->f->e;
-    for (unsigned i = 0; i < r->n; i++) {
+    lws_sul_schedule(e->ctx, 0, &r->deadline, deadline_cb, (lws_usec_t)deadline_ms * 1000);
+    if (e->peers && !peers_ready(e->peers)) {
+        /* DNS has not answered yet: the fleet is unknown, so nothing is granted */
+        finish(r, r->kind == REQ_LOOKUP ? FLEET_UNANSWERED : -EAGAIN);
+        return;
+    }
+    for (unsigned i = 0; i < r->n; i++)
         r->links[i] = peerlink_get(e, i);
-        enum link_state st = peerlink_state(r->links[i]);
-        if (st == LINK_REFUSED)
-            r->ans[i] = A_NO; /* nothing listens there: it holds nothing */
+    for (unsigned i = 0; i < r->n && !r->finished; i++) {
+        struct link *l = r->links[i];
+        if (!l || r->ans[i] != A_UNSENT)
+            continue;
+        enum link_state st = peerlink_state(l);
+        if (st == LINK_SELF)
+            r->ans[i] = A_ABSENT;
         else if (st == LINK_UP)
             send_req(r, i);
+        else
+            peerlink_kick(l); /* answers come as link up (then sent) or refused */
     }
-    lws_sul_schedule(e->ctx, 0, &r->deadline, deadline_cb, (lws_usec_t)deadline_ms * 1000);
-    evaluate(r);
+    if (!r->finished)
+        evaluate(r);
 }
 
 static struct fleet_wait *add_waiter(struct req *r, fleet_lookup_cb lcb, fleet_claim_cb ccb,
@@ -420,8 +436,12 @@ void fleet_cancel(struct fleet_wait *w)
             break;
         }
     }
-    if (!r->waiters && !r->finished && r->kind == REQ_LOOKUP)
-        finish(r, FLEET_UNANSWERED); /* nobody waits: end it (delivers to nobody) */
+    if (!r->waiters && !r->finished) {
+        /* nobody waits: end it (delivers to nobody); an abandoned claim stops
+         * competing with other edges' claims at once */
+        r->lost = true;
+        finish(r, r->kind == REQ_LOOKUP ? FLEET_UNANSWERED : -EADDRINUSE);
+    }
 }
 
 /* --- link events --- */
@@ -434,6 +454,45 @@ void fleet_link_up(struct edge *e, struct link *l, bool outbound)
         for (unsigned i = 0; i < r->n; i++)
             if (r->links[i] == l && r->ans[i] == A_UNSENT && !r->finished)
                 send_req(r, i);
+}
+
+void fleet_link_refused(struct edge *e, struct link *l)
+{
+    if (!e->fl)
+        return;
+    for (struct req *r = e->fl->reqs; r; r = r->next) {
+        if (r->finished)
+            continue;
+        bool changed = false;
+        for (unsigned i = 0; i < r->n; i++)
+            if (r->links[i] == l && r->ans[i] == A_UNSENT) {
+                r->ans[i] = A_ABSENT;
+                changed = true;
+            }
+        if (changed)
+            evaluate(r);
+    }
+}
+
+void fleet_link_gone(struct edge *e, struct link *l)
+{
+    if (!e->fl)
+        return;
+    for (unsigned i = 0; i < CACHE_SLOTS; i++)
+        if (e->fl->cache[i].l == l)
+            e->fl->cache[i].l = NULL;
+    for (struct req *r = e->fl->reqs; r; r = r->next) {
+        if (r->found == l)
+            r->found = NULL; /* delivered as FOUND with no link: the visitor answers 502 */
+        for (unsigned i = 0; i < r->n; i++)
+            if (r->links[i] == l) {
+                r->links[i] = NULL;
+                if (r->ans[i] == A_UNSENT || r->ans[i] == A_SENT)
+                    r->ans[i] = A_ABSENT; /* it left the fleet */
+            }
+        if (!r->finished)
+            evaluate(r);
+    }
 }
 
 void fleet_link_down(struct edge *e, struct link *l, bool outbound)
@@ -471,7 +530,16 @@ static bool answer_claim(struct edge *e, const char *name, bool owner, uint64_t 
     uint64_t now = edge_now_ms();
     struct req *mine = pending_claim(e->fl, name);
     struct session *s = registry_find(e->reg, name);
+    for (struct req *r = e->fl->reqs; r; r = r->next)
+        if (r->kind == REQ_CLAIM && r->finished && r->result != 0 && strcmp(r->name, name) == 0)
+            return true; /* our claim already failed: its hold is going away */
     if (owner) {
+        if (mine && mine->owner) {
+            /* two owner claims crossing (one client on two edges): earlier wins */
+            const char *me = e->cfg->instance_id;
+            if (!(ts < mine->ts || (ts == mine->ts && strcmp(inst, me) < 0)))
+                return false;
+        }
         if (mine)
             mine->lost = true; /* the owner's claim beats ours */
         else if (s)

@@ -55,6 +55,10 @@ void fleet_forget(struct edge *e, const char *name);
 /* From peerlink.c */
 void fleet_link_up(struct edge *e, struct link *l, bool outbound);
 void fleet_link_down(struct edge *e, struct link *l, bool outbound);
+/* A connect made to l was refused: nothing runs there now. */
+void fleet_link_refused(struct edge *e, struct link *l);
+/* l is being freed (left the fleet): forget every reference to it. */
+void fleet_link_gone(struct edge *e, struct link *l);
 void fleet_ctl(struct edge *e, struct link *l, bool outbound, json_t *msg);
 int fleet_stream_open(struct edge *e, mux_stream *st, const struct frame_open *o);
 

@@ -39,7 +39,7 @@
 
 #define RBUF_CAP (256 * 1024)
 #define WBUF_CAP (256 * 1024)
-#define CTLQ_MAX 256
+#define CTLQ_MAX 4096
 #define MAX_INBOUND 1024
 #define HANDSHAKE_MS 3000
 #define TS_SKEW_MS 30000
@@ -58,6 +58,7 @@ struct link {
     int fd;
     enum link_state state;
     bool tcp_up, hello_done, kill, present, in_write_cb, rearm, reading;
+    bool self; /* the address leads back to this edge: never dialled again */
     struct sockaddr_storage addr;
     socklen_t alen;
     char addr_text[ADDR_TEXT_MAX];
@@ -81,6 +82,8 @@ struct peerlinks {
     unsigned nin;
     uint8_t seen[REPLAY_SLOTS][NONCE_LEN];
     unsigned seen_next;
+    uint8_t issued[64][NONCE_LEN]; /* our recent challenges: a dial that meets one is a self-link */
+    unsigned issued_next;
     bool stopping;
 };
 
@@ -268,6 +271,45 @@ static int check_auth(struct link *l, json_t *m, const char *kind, const char *m
     return 0;
 }
 
+/* The acceptor speaks first: a fresh nonce the dialer's MAC must cover, so
+ * a recorded hello is worth nothing on any other connection. */
+static char *make_challenge(struct link *l)
+{
+    struct peerlinks *pl = l->e->links;
+    char nonce[64];
+    randombytes_buf(l->nonce, sizeof l->nonce);
+    memcpy(pl->issued[pl->issued_next], l->nonce, NONCE_LEN);
+    pl->issued_next = (pl->issued_next + 1) % 64;
+    b64(l->nonce, sizeof l->nonce, nonce, sizeof nonce);
+    json_t *m = json_pack("{s:s, s:i, s:s}", "type", "peer_challenge", "v", 1, "nonce", nonce);
+    char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
+    json_decref(m);
+    return s;
+}
+
+/* Dialer: answer the challenge with our hello (or notice we dialled ourselves). */
+static void handle_challenge(struct link *l, json_t *m)
+{
+    struct peerlinks *pl = l->e->links;
+    const char *type = json_string_value(json_object_get(m, "type"));
+    const char *nonce = json_string_value(json_object_get(m, "nonce"));
+    uint8_t nbin[NONCE_LEN];
+    if (!type || strcmp(type, "peer_challenge") != 0 || unb64(nonce, nbin, sizeof nbin) < 0) {
+        kill_link(l, "malformed challenge");
+        return;
+    }
+    for (unsigned i = 0; i < 64; i++) {
+        if (sodium_memcmp(pl->issued[i], nbin, NONCE_LEN) == 0) {
+            l->self = true;
+            kill_link(l, "this address leads back to this edge; not dialling it again");
+            return;
+        }
+    }
+    l->hello_done = true; /* for the dialer: hello sent */
+    if (queue_ctl_text(l, make_auth(l, "peer_hello", nonce)) < 0)
+        kill_link(l, "out of memory");
+}
+
 static void link_up(struct link *l)
 {
     struct mux_config mc = {.window = 256 * 1024, .tx_buf = 64 * 1024, .max_streams = 65536,
@@ -302,8 +344,10 @@ static void handle_ctl(struct link *l, const uint8_t *p, size_t n)
         return;
     }
     const char *why = NULL;
+    char mine[64];
+    b64(l->nonce, sizeof l->nonce, mine, sizeof mine);
     if (l->role == ROLE_IN && !l->hello_done) {
-        if (check_auth(l, m, "peer_hello", NULL, &why) < 0) {
+        if (check_auth(l, m, "peer_hello", mine, &why) < 0) {
             l->e->fleet.peer_auth_failures++;
             json_decref(m);
             kill_link(l, why);
@@ -316,9 +360,12 @@ static void handle_ctl(struct link *l, const uint8_t *p, size_t n)
         link_up(l);
         return;
     }
+    if (l->role == ROLE_OUT && !l->hello_done) {
+        handle_challenge(l, m);
+        json_decref(m);
+        return;
+    }
     if (l->role == ROLE_OUT && l->hello_done) {
-        char mine[64];
-        b64(l->nonce, sizeof l->nonce, mine, sizeof mine);
         if (check_auth(l, m, "peer_welcome", mine, &why) < 0) {
             l->e->fleet.peer_auth_failures++;
             json_decref(m);
@@ -415,13 +462,14 @@ static int on_connected(struct link *l)
         l->state = err == ECONNREFUSED ? LINK_REFUSED : LINK_DOWN;
         log_debug("peer %s: connect: %s", l->addr_text, strerror(err));
         l->kill = true;
+        if (err == ECONNREFUSED)
+            fleet_link_refused(l->e, l);
         return -1;
     }
     l->tcp_up = true;
     int one = 1;
     setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    l->hello_done = true; /* for the dialer: "hello sent" */
-    return queue_ctl_text(l, make_auth(l, "peer_hello", NULL)) < 0 ? -1 : 0;
+    return 0; /* the acceptor speaks first (peer_challenge) */
 }
 
 static int on_writeable(struct link *l)
@@ -503,6 +551,8 @@ static void link_reset(struct link *l)
 
 static void link_free(struct link *l)
 {
+    if (l->role == ROLE_OUT)
+        fleet_link_gone(l->e, l);
     lws_sul_cancel(&l->retry_sul);
     lws_sul_cancel(&l->hs_sul);
     lws_sul_cancel(&l->wsul);
@@ -566,9 +616,12 @@ static void link_dial(struct link *l)
         bind(fd, (struct sockaddr *)&src, e->cfg->peer_listen.len);
     }
     if (connect(fd, (struct sockaddr *)&l->addr, l->alen) < 0 && errno != EINPROGRESS) {
-        l->state = errno == ECONNREFUSED ? LINK_REFUSED : LINK_DOWN;
+        bool refused = errno == ECONNREFUSED;
+        l->state = refused ? LINK_REFUSED : LINK_DOWN;
         close(fd);
         schedule_retry(l);
+        if (refused)
+            fleet_link_refused(e, l);
         return;
     }
     l->fd = fd;
@@ -616,6 +669,7 @@ static void accept_batch(struct edge *e)
         l->next = pl->in;
         pl->in = l;
         pl->nin++;
+        queue_ctl_text(l, make_challenge(l));
         lws_sul_schedule(e->ctx, 0, &l->hs_sul, handshake_deadline,
                          (lws_usec_t)HANDSHAKE_MS * 1000);
     }
@@ -641,8 +695,8 @@ static void on_closed(struct link *l)
         link_free(l);
         return;
     }
-    l->state = st == LINK_REFUSED ? LINK_REFUSED : LINK_DOWN;
-    if (!pl->stopping && !e->stopping)
+    l->state = l->self ? LINK_SELF : st == LINK_REFUSED ? LINK_REFUSED : LINK_DOWN;
+    if (!pl->stopping && !e->stopping && !l->self)
         schedule_retry(l);
 }
 
@@ -650,8 +704,8 @@ int peerlink_callback(struct lws *wsi, enum lws_callback_reasons reason, void *o
 {
     struct link *l = obj;
     if (l->role == ROLE_LISTENER) {
-        if (reason == LWS_CALLBACK_RAW_RX_FILE && !l->e->draining)
-            accept_batch(l->e);
+        if (reason == LWS_CALLBACK_RAW_RX_FILE)
+            accept_batch(l->e); /* also while draining: peers still ask about our names */
         if (reason == LWS_CALLBACK_RAW_CLOSE_FILE) {
             l->wsi = NULL;
             l->fd = -1;
@@ -816,6 +870,17 @@ void peerlink_free(struct edge *e)
     }
     free(pl);
     e->links = NULL;
+}
+
+void peerlink_kick(struct link *l)
+{
+    if (l->wsi || l->self || l->e->links->stopping || l->e->stopping)
+        return;
+    lws_sul_cancel(&l->retry_sul);
+    l->backoff_ms = 0;
+    if (l->state == LINK_REFUSED)
+        l->state = LINK_DOWN; /* it says nothing until this new attempt ends */
+    link_dial(l);
 }
 
 unsigned peerlink_count(const struct edge *e)

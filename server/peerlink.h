@@ -4,8 +4,10 @@
  *
  * Each edge listens on --peer-listen and dials every peer address that
  * discovery reports (one outbound link per peer, reconnected with backoff).
- * A link starts with a mutual challenge-response over the fleet key (HMAC
- * with a timestamp and fresh nonces, replays refused), then carries, as
+ * A link starts with a mutual challenge-response over the fleet key: the
+ * acceptor sends a fresh nonce, the dialer's HMAC covers it (with its
+ * instance id, a timestamp and its own nonce), the acceptor's answer covers
+ * the dialer's nonce; then it carries, as
  * length-prefixed frames: CTL frames (JSON requests and replies, see
  * fleet.c) and a mux of forwarded visitor streams (the dialer opens them).
  * An edge sends its own requests on its outbound links and answers its
@@ -30,6 +32,7 @@ enum link_state {
     LINK_REFUSED,     /* the last connect was refused: nothing listens there */
     LINK_CONNECTING,  /* TCP connect or handshake in progress */
     LINK_UP,          /* authenticated */
+    LINK_SELF,        /* the address leads back to this edge */
 };
 
 /* Start the peer listener (cfg->peer_listen). 0 or -1 after logging. */
@@ -40,6 +43,10 @@ void peerlink_sync(struct edge *e);
 void peerlink_stop(struct edge *e);
 void peerlink_free(struct edge *e);
 int peerlink_callback(struct lws *wsi, enum lws_callback_reasons reason, void *obj);
+
+/* A request needs this link now: dial at once if it is waiting to retry. The
+ * result comes as fleet_link_up() or fleet_link_refused(). */
+void peerlink_kick(struct link *l);
 
 /* Outbound links, one per known peer address. */
 unsigned peerlink_count(const struct edge *e);

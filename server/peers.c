@@ -99,6 +99,7 @@ struct peers {
     bool warned_max;
 
     bool started, query_scheduled, again, orphans, freeing;
+    bool answered_once; /* a resolution completed without failing */
     uint64_t last_start_ms, query_at_ms;
     lws_sorted_usec_list_t query_sul, ares_sul, notify_sul;
 };
@@ -357,6 +358,8 @@ static void finish_resolution(struct peers *p)
         }
     }
     bool failed = fail_status != ARES_SUCCESS;
+    if (!failed)
+        p->answered_once = true;
     p->stats->dns_resolutions++;
     if (failed)
         p->stats->dns_failures++;
@@ -766,4 +769,9 @@ void peers_free(struct peers *p)
     free(p->set);
     free(p->next_set);
     free(p);
+}
+
+bool peers_ready(const struct peers *p)
+{
+    return p->answered_once;
 }

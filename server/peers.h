@@ -10,6 +10,7 @@
 #ifndef WARREN_SERVER_PEERS_H
 #define WARREN_SERVER_PEERS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
@@ -55,6 +56,9 @@ void peers_refresh(struct peers *p);
 /* The current set, sorted (IPv4 before IPv6, then by address), no duplicates.
  * peers_addr: i < peers_count(), else NULL; the pointer stays valid until
  * control returns to the event loop. */
+/* True once a resolution completed (the set, even empty, is DNS's answer):
+ * before that the fleet is unknown, and claims must not be granted. */
+bool peers_ready(const struct peers *p);
 unsigned peers_count(const struct peers *p);
 const struct sockaddr_storage *peers_addr(const struct peers *p, unsigned i);
 

@@ -47,6 +47,7 @@ struct session {
     char close_reason[96];
     lws_sorted_usec_list_t hello_sul, token_sul;
     struct fleet_wait *claim; /* the fleet is being asked for the name */
+    bool welcomed;            /* WELCOME went out: the name is really ours */
     char client[64];
 };
 
@@ -253,6 +254,7 @@ static void welcome(struct session *s)
         return;
     }
     s->state = S_ACTIVE;
+    s->welcomed = true;
     lws_sul_cancel(&s->hello_sul);
     lws_sul_schedule(e->ctx, 0, &s->token_sul, token_refresh,
                      (lws_usec_t)TOKEN_REFRESH_S * LWS_US_PER_SEC);
@@ -274,8 +276,14 @@ static void on_claim(void *ud, int result)
     struct edge *e = s->e;
     char msg[256];
     s->claim = NULL;
-    if (s->state != S_CLAIMING)
+    if (s->state != S_CLAIMING) {
+        /* the session is closing: give the name back, without a reservation */
+        if (s->name[0] && !s->welcomed) {
+            registry_release(e->reg, s->name, s, 0);
+            s->name[0] = 0;
+        }
         return;
+    }
     if (result == 0) {
         welcome(s);
         return;
@@ -458,7 +466,7 @@ static void session_free(struct session *s)
     lws_sul_cancel(&s->token_sul);
     if (s->claim)
         fleet_cancel(s->claim);
-    if (s->name[0] && s->state == S_CLAIMING) {
+    if (s->name[0] && !s->welcomed) {
         registry_release(e->reg, s->name, s, 0); /* never had it: no reservation */
         s->name[0] = 0;
     }
