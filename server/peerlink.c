@@ -39,8 +39,9 @@
 
 #define RBUF_CAP (256 * 1024)
 #define WBUF_CAP (256 * 1024)
+#define PREAUTH_CAP (8 * 1024) /* buffers of a link before it authenticated */
 #define CTLQ_MAX 4096
-#define MAX_INBOUND 1024
+#define MAX_INBOUND 256
 #define HANDSHAKE_MS 3000
 #define TS_SKEW_MS 30000
 #define NONCE_LEN 16
@@ -59,6 +60,8 @@ struct link {
     enum link_state state;
     bool tcp_up, hello_done, kill, present, in_write_cb, rearm, reading;
     bool self; /* the address leads back to this edge: never dialled again */
+    bool leaving; /* left DNS with forwarded streams open: closes when they end */
+    uint64_t leave_by_ms;
     struct sockaddr_storage addr;
     socklen_t alen;
     char addr_text[ADDR_TEXT_MAX];
@@ -67,6 +70,7 @@ struct link {
     mux *mux;
     uint8_t *rbuf, *wbuf;
     size_t rlen, wlen, woff;
+    size_t rcap, wcap; /* PREAUTH_CAP until authenticated, then RBUF_CAP / WBUF_CAP */
     char *ctlq[CTLQ_MAX];
     unsigned ctl_head, nctl;
     unsigned backoff_ms;
@@ -84,6 +88,8 @@ struct peerlinks {
     unsigned seen_next;
     uint8_t issued[64][NONCE_LEN]; /* our recent challenges: a dial that meets one is a self-link */
     unsigned issued_next;
+    struct link *leaving; /* outbound links that left DNS, finishing their streams */
+    lws_sorted_usec_list_t leave_sul;
     bool stopping;
 };
 
@@ -312,6 +318,18 @@ static void handle_challenge(struct link *l, json_t *m)
 
 static void link_up(struct link *l)
 {
+    uint8_t *rb = realloc(l->rbuf, RBUF_CAP);
+    if (rb)
+        l->rbuf = rb;
+    uint8_t *wb = rb ? realloc(l->wbuf, WBUF_CAP) : NULL;
+    if (wb)
+        l->wbuf = wb;
+    if (!rb || !wb) {
+        kill_link(l, "out of memory");
+        return;
+    }
+    l->rcap = RBUF_CAP;
+    l->wcap = WBUF_CAP;
     struct mux_config mc = {.window = 256 * 1024, .tx_buf = 64 * 1024, .max_streams = 65536,
                             .odd_ids = l->role == ROLE_OUT};
     l->mux = mux_new(&mc, l->role == ROLE_OUT ? &out_ops : &in_ops, l);
@@ -384,8 +402,8 @@ static void handle_ctl(struct link *l, const uint8_t *p, size_t n)
 
 static int on_readable(struct link *l)
 {
-    if (l->rlen < RBUF_CAP) {
-        ssize_t n = read(l->fd, l->rbuf + l->rlen, RBUF_CAP - l->rlen);
+    if (l->rlen < l->rcap) {
+        ssize_t n = read(l->fd, l->rbuf + l->rlen, l->rcap - l->rlen);
         if (n == 0) {
             kill_link(l, "closed by the peer");
             return -1;
@@ -431,12 +449,12 @@ static void fill_wbuf(struct link *l)
 {
     if (l->woff == l->wlen)
         l->woff = l->wlen = 0;
-    while (l->nctl && WBUF_CAP - l->wlen >= FRAME_LEN_PREFIX + FRAME_HDR_LEN + FRAME_CTL_MAX) {
+    while (l->nctl && l->wcap - l->wlen >= FRAME_LEN_PREFIX + FRAME_HDR_LEN + FRAME_CTL_MAX) {
         char *t = l->ctlq[l->ctl_head];
         l->ctl_head = (l->ctl_head + 1) % CTLQ_MAX;
         l->nctl--;
         size_t n = frame_encode_ctl(l->wbuf + l->wlen + FRAME_LEN_PREFIX,
-                                    WBUF_CAP - l->wlen - FRAME_LEN_PREFIX, t, strlen(t));
+                                    l->wcap - l->wlen - FRAME_LEN_PREFIX, t, strlen(t));
         free(t);
         if (n) {
             frame_put_prefix(l->wbuf + l->wlen, n);
@@ -444,7 +462,7 @@ static void fill_wbuf(struct link *l)
         }
     }
     while (l->mux && l->state == LINK_UP &&
-           WBUF_CAP - l->wlen >= FRAME_LEN_PREFIX + FRAME_MAX_LEN) {
+           l->wcap - l->wlen >= FRAME_LEN_PREFIX + FRAME_MAX_LEN) {
         size_t n = mux_next_frame(l->mux, l->wbuf + l->wlen + FRAME_LEN_PREFIX, FRAME_MAX_LEN);
         if (!n)
             break;
@@ -514,8 +532,9 @@ static struct link *link_alloc(struct edge *e, enum role role)
     l->e = e;
     l->fd = -1;
     l->state = LINK_DOWN;
-    l->rbuf = malloc(RBUF_CAP);
-    l->wbuf = malloc(WBUF_CAP);
+    l->rcap = l->wcap = PREAUTH_CAP; /* unauthenticated connections stay cheap */
+    l->rbuf = malloc(l->rcap);
+    l->wbuf = malloc(l->wcap);
     if (!l->rbuf || !l->wbuf) {
         free(l->rbuf);
         free(l->wbuf);
@@ -675,10 +694,38 @@ static void accept_batch(struct edge *e)
     }
 }
 
+#define LEAVE_CHECK_US (1 * LWS_US_PER_SEC)
+#define LEAVE_MAX_MS 60000
+
+static void unlink_leaving(struct peerlinks *pl, struct link *l)
+{
+    for (struct link **pp = &pl->leaving; *pp; pp = &(*pp)->next)
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    l->leaving = false;
+}
+
+/* Links that left DNS close once their forwarded streams are done (or after a
+ * minute), so a DNS change never cuts a transfer in flight. */
+static void leave_check(lws_sorted_usec_list_t *sul)
+{
+    struct peerlinks *pl = lws_container_of(sul, struct peerlinks, leave_sul);
+    uint64_t now = edge_now_ms();
+    for (struct link *l = pl->leaving; l; l = l->next)
+        if (!l->kill && (!l->mux || mux_stream_count(l->mux) == 0 || now > l->leave_by_ms))
+            kill_link(l, "left the fleet");
+    if (pl->leaving && !pl->stopping)
+        lws_sul_schedule(pl->listener.e->ctx, 0, &pl->leave_sul, leave_check, LEAVE_CHECK_US);
+}
+
 static void on_closed(struct link *l)
 {
     struct edge *e = l->e;
     struct peerlinks *pl = e->links;
+    if (l->leaving)
+        unlink_leaving(pl, l);
     enum link_state st = l->state;
     link_reset(l);
     if (l->role == ROLE_IN) {
@@ -816,7 +863,15 @@ void peerlink_sync(struct edge *e)
         if (l->present)
             continue;
         log_info("peer %s left the fleet", l->addr_text);
-        if (l->wsi) {
+        if (l->wsi && l->mux && mux_stream_count(l->mux) > 0) {
+            /* forwarded streams are in flight: no new work, close when done */
+            fleet_link_gone(e, l);
+            l->leaving = true;
+            l->leave_by_ms = edge_now_ms() + LEAVE_MAX_MS;
+            l->next = pl->leaving;
+            pl->leaving = l;
+            lws_sul_schedule(e->ctx, 0, &pl->leave_sul, leave_check, LEAVE_CHECK_US);
+        } else if (l->wsi) {
             kill_link(l, "left the fleet");
         } else {
             link_reset(l);
@@ -834,6 +889,12 @@ void peerlink_stop(struct edge *e)
     if (!pl)
         return;
     pl->stopping = true;
+    lws_sul_cancel(&pl->leave_sul);
+    for (struct link *l = pl->leaving; l; l = l->next) {
+        lws_sul_cancel(&l->hs_sul);
+        lws_sul_cancel(&l->wsul);
+        kill_link(l, "edge stopping");
+    }
     if (pl->listener.wsi)
         lws_set_timeout(pl->listener.wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
     for (unsigned i = 0; i < pl->nout; i++) {
@@ -865,6 +926,12 @@ void peerlink_free(struct edge *e)
     while (pl->in) {
         struct link *l = pl->in;
         pl->in = l->next;
+        link_reset(l);
+        link_free(l);
+    }
+    while (pl->leaving) {
+        struct link *l = pl->leaving;
+        pl->leaving = l->next;
         link_reset(l);
         link_free(l);
     }
