@@ -35,6 +35,7 @@
 #include "peerlink.h"
 #include "peers.h"
 #include "session.h"
+#include "token.h"
 #include "visitor.h"
 
 #define RBUF_CAP (256 * 1024)
@@ -45,6 +46,7 @@
 #define HANDSHAKE_MS 3000
 #define TS_SKEW_MS 30000
 #define NONCE_LEN 16
+#define SEAL_TAG crypto_aead_chacha20poly1305_ietf_ABYTES
 #define REPLAY_SLOTS 1024
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
@@ -71,6 +73,13 @@ struct link {
     uint8_t *rbuf, *wbuf;
     size_t rlen, wlen, woff;
     size_t rcap, wcap; /* PREAUTH_CAP until authenticated, then RBUF_CAP / WBUF_CAP */
+    /* after the handshake every record is sealed (ChaCha20-Poly1305, a key per
+     * direction derived from the fleet key and both handshake nonces, the
+     * record counter as nonce): nothing can be injected, replayed, reordered */
+    uint8_t na[NONCE_LEN], nd[NONCE_LEN]; /* acceptor's and dialer's nonces */
+    uint8_t ktx[32], krx[32];
+    uint64_t seq_tx, seq_rx;
+    bool tx_seal, rx_seal;
     char *ctlq[CTLQ_MAX];
     unsigned ctl_head, nctl;
     unsigned backoff_ms;
@@ -94,6 +103,7 @@ struct peerlinks {
 };
 
 static void link_dial(struct link *l);
+static void fill_wbuf(struct link *l);
 
 static uint64_t wall_ms(void)
 {
@@ -277,6 +287,30 @@ static int check_auth(struct link *l, json_t *m, const char *kind, const char *m
     return 0;
 }
 
+static void link_key(const struct link *l, const char *dir, uint8_t out[32])
+{
+    uint8_t msg[32 + 2 * NONCE_LEN];
+    size_t n = (size_t)snprintf((char *)msg, 32, "warren-link-v1 %s", dir);
+    memcpy(msg + n, l->nd, NONCE_LEN);
+    memcpy(msg + n + NONCE_LEN, l->na, NONCE_LEN);
+    crypto_generichash(out, 32, msg, n + 2 * NONCE_LEN, l->e->cfg->fleet_key, TOKEN_KEY_LEN);
+}
+
+static void derive_link_keys(struct link *l)
+{
+    bool dialer = l->role == ROLE_OUT;
+    link_key(l, dialer ? "d2a" : "a2d", l->ktx);
+    link_key(l, dialer ? "a2d" : "d2a", l->krx);
+    l->seq_tx = l->seq_rx = 0;
+}
+
+static void seal_nonce(uint64_t seq, uint8_t nonce[12])
+{
+    memset(nonce, 0, 4);
+    for (int i = 0; i < 8; i++)
+        nonce[4 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
 /* The acceptor speaks first: a fresh nonce the dialer's MAC must cover, so
  * a recorded hello is worth nothing on any other connection. */
 static char *make_challenge(struct link *l)
@@ -311,9 +345,11 @@ static void handle_challenge(struct link *l, json_t *m)
             return;
         }
     }
+    memcpy(l->na, nbin, NONCE_LEN);
     l->hello_done = true; /* for the dialer: hello sent */
     if (queue_ctl_text(l, make_auth(l, "peer_hello", nonce)) < 0)
         kill_link(l, "out of memory");
+    memcpy(l->nd, l->nonce, NONCE_LEN);
 }
 
 static void link_up(struct link *l)
@@ -330,6 +366,8 @@ static void link_up(struct link *l)
     }
     l->rcap = RBUF_CAP;
     l->wcap = WBUF_CAP;
+    derive_link_keys(l);
+    l->tx_seal = true;
     struct mux_config mc = {.window = 256 * 1024, .tx_buf = 64 * 1024, .max_streams = 65536,
                             .odd_ids = l->role == ROLE_OUT};
     l->mux = mux_new(&mc, l->role == ROLE_OUT ? &out_ops : &in_ops, l);
@@ -373,8 +411,13 @@ static void handle_ctl(struct link *l, const uint8_t *p, size_t n)
         }
         l->hello_done = true;
         const char *their = json_string_value(json_object_get(m, "nonce"));
+        memcpy(l->na, l->nonce, NONCE_LEN);
+        unb64(their, l->nd, NONCE_LEN);
+        /* the welcome is the last plain record: queue it, then seal the rest */
         queue_ctl_text(l, make_auth(l, "peer_welcome", their));
+        fill_wbuf(l);
         json_decref(m);
+        l->rx_seal = true;
         link_up(l);
         return;
     }
@@ -391,6 +434,7 @@ static void handle_ctl(struct link *l, const uint8_t *p, size_t n)
             return;
         }
         json_decref(m);
+        l->rx_seal = true;
         link_up(l);
         return;
     }
@@ -419,20 +463,53 @@ static int on_readable(struct link *l)
     size_t off = 0;
     while (!l->kill) {
         struct frame f;
-        long r = frame_split(l->rbuf + off, l->rlen - off, &f);
-        if (r == 0)
-            break;
-        if (r < 0) {
-            kill_link(l, "malformed frame");
-            return -1;
+        uint8_t *rec = l->rbuf + off + FRAME_LEN_PREFIX;
+        size_t flen;
+        long r;
+        if (l->rx_seal) {
+            /* u32 length | sealed frame (+ tag) */
+            if (l->rlen - off < FRAME_LEN_PREFIX)
+                break;
+            const uint8_t *q = l->rbuf + off;
+            size_t clen = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
+            if (clen < FRAME_HDR_LEN + SEAL_TAG || clen > FRAME_MAX_LEN + SEAL_TAG) {
+                kill_link(l, "malformed sealed record");
+                return -1;
+            }
+            if (l->rlen - off - FRAME_LEN_PREFIX < clen)
+                break;
+            uint8_t nonce[12];
+            unsigned long long mlen = 0;
+            seal_nonce(l->seq_rx, nonce);
+            if (crypto_aead_chacha20poly1305_ietf_decrypt(rec, &mlen, NULL, rec, clen, NULL, 0,
+                                                          nonce, l->krx) != 0) {
+                l->e->fleet.peer_auth_failures++;
+                kill_link(l, "a record failed authentication (injected, replayed or reordered)");
+                return -1;
+            }
+            l->seq_rx++;
+            flen = (size_t)mlen;
+            if (frame_decode(rec, flen, &f) < 0) {
+                kill_link(l, "malformed frame");
+                return -1;
+            }
+            r = (long)(FRAME_LEN_PREFIX + clen);
+        } else {
+            r = frame_split(l->rbuf + off, l->rlen - off, &f);
+            if (r == 0)
+                break;
+            if (r < 0) {
+                kill_link(l, "malformed frame");
+                return -1;
+            }
+            flen = (size_t)r - FRAME_LEN_PREFIX;
         }
         if (f.type == FRAME_CTL) {
             handle_ctl(l, f.payload, f.len);
         } else if (l->state != LINK_UP) {
             kill_link(l, "frame before the handshake");
             return -1;
-        } else if (mux_input(l->mux, l->rbuf + off + FRAME_LEN_PREFIX, (size_t)r - FRAME_LEN_PREFIX) <
-                   0) {
+        } else if (mux_input(l->mux, rec, flen) < 0) {
             kill_link(l, "mux protocol error");
             return -1;
         }
@@ -445,29 +522,44 @@ static int on_readable(struct link *l)
 
 /* --- writing --- */
 
+/* A frame of n bytes was written at wbuf + wlen + 4: seal it if the
+ * handshake is done, then add its length prefix. */
+static void commit_record(struct link *l, size_t n)
+{
+    uint8_t *rec = l->wbuf + l->wlen + FRAME_LEN_PREFIX;
+    if (l->tx_seal) {
+        uint8_t nonce[12];
+        unsigned long long clen = 0;
+        seal_nonce(l->seq_tx++, nonce);
+        crypto_aead_chacha20poly1305_ietf_encrypt(rec, &clen, rec, n, NULL, 0, NULL, nonce,
+                                                  l->ktx);
+        n = (size_t)clen;
+    }
+    frame_put_prefix(l->wbuf + l->wlen, n);
+    l->wlen += FRAME_LEN_PREFIX + n;
+}
+
 static void fill_wbuf(struct link *l)
 {
     if (l->woff == l->wlen)
         l->woff = l->wlen = 0;
-    while (l->nctl && l->wcap - l->wlen >= FRAME_LEN_PREFIX + FRAME_HDR_LEN + FRAME_CTL_MAX) {
+    while (l->nctl &&
+           l->wcap - l->wlen >= FRAME_LEN_PREFIX + FRAME_HDR_LEN + FRAME_CTL_MAX + SEAL_TAG) {
         char *t = l->ctlq[l->ctl_head];
         l->ctl_head = (l->ctl_head + 1) % CTLQ_MAX;
         l->nctl--;
         size_t n = frame_encode_ctl(l->wbuf + l->wlen + FRAME_LEN_PREFIX,
-                                    l->wcap - l->wlen - FRAME_LEN_PREFIX, t, strlen(t));
+                                    l->wcap - l->wlen - FRAME_LEN_PREFIX - SEAL_TAG, t, strlen(t));
         free(t);
-        if (n) {
-            frame_put_prefix(l->wbuf + l->wlen, n);
-            l->wlen += FRAME_LEN_PREFIX + n;
-        }
+        if (n)
+            commit_record(l, n);
     }
     while (l->mux && l->state == LINK_UP &&
-           l->wcap - l->wlen >= FRAME_LEN_PREFIX + FRAME_MAX_LEN) {
+           l->wcap - l->wlen >= FRAME_LEN_PREFIX + FRAME_MAX_LEN + SEAL_TAG) {
         size_t n = mux_next_frame(l->mux, l->wbuf + l->wlen + FRAME_LEN_PREFIX, FRAME_MAX_LEN);
         if (!n)
             break;
-        frame_put_prefix(l->wbuf + l->wlen, n);
-        l->wlen += FRAME_LEN_PREFIX + n;
+        commit_record(l, n);
     }
 }
 
@@ -563,6 +655,9 @@ static void link_reset(struct link *l)
     l->ctl_head = 0;
     l->rlen = l->wlen = l->woff = 0;
     l->tcp_up = l->hello_done = l->kill = l->rearm = false;
+    l->tx_seal = l->rx_seal = false;
+    sodium_memzero(l->ktx, sizeof l->ktx);
+    sodium_memzero(l->krx, sizeof l->krx);
     l->instance[0] = 0;
     l->wsi = NULL;
     l->fd = -1;

@@ -639,6 +639,26 @@ class PeerConn:
         self.sock.connect((e.addr, PEER_PORT))
         self.buf = b""
         self._challenge = None
+        self._seal = None  # (tx key, rx key, [tx counter, rx counter]) once sealed
+
+    def seal(self, key, hello_nonce, challenge_nonce):
+        """After the welcome every record is sealed with ChaCha20-Poly1305, a
+        key per direction (server/peerlink.c derive_link_keys); we dial."""
+        import base64
+        import hashlib
+
+        def unb64(t):
+            return base64.urlsafe_b64decode(t + "=" * (-len(t) % 4))
+        nd, na = unb64(hello_nonce), unb64(challenge_nonce)
+
+        def k(d):
+            return hashlib.blake2b(b"warren-link-v1 " + d + nd + na, digest_size=32,
+                                   key=key).digest()
+        self._seal = (k(b"d2a"), k(b"a2d"), [0, 0])
+
+    @staticmethod
+    def _nonce(seq):
+        return bytes(4) + struct.pack(">Q", seq)
 
     def challenge(self):
         """The acceptor speaks first: its peer_challenge nonce (text)."""
@@ -651,7 +671,21 @@ class PeerConn:
         return self._challenge
 
     def send(self, data):
-        self.sock.sendall(data)
+        """Raw bytes, or (once sealed) length-prefixed frames that are sealed
+        one by one."""
+        if self._seal is None:
+            self.sock.sendall(data)
+            return
+        from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+        ktx, _, seq = self._seal
+        out = b""
+        while data:
+            n = struct.unpack(">I", data[:4])[0]
+            rec, data = data[4:4 + n], data[4 + n:]
+            ct = ChaCha20Poly1305(ktx).encrypt(self._nonce(seq[0]), rec, None)
+            seq[0] += 1
+            out += struct.pack(">I", len(ct)) + ct
+        self.sock.sendall(out)
 
     def _fill(self):
         d = self.sock.recv(65536)
@@ -667,6 +701,11 @@ class PeerConn:
         while len(self.buf) < 4 + n:
             self._fill()
         f, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+        if self._seal is not None:
+            from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+            _, krx, seq = self._seal
+            f = ChaCha20Poly1305(krx).decrypt(self._nonce(seq[1]), f, None)
+            seq[1] += 1
         return f[0], struct.unpack(">I", f[1:5])[0], f[5:]
 
     def closed_without_answer(self, timeout=3):

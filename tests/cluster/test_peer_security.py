@@ -59,6 +59,7 @@ with c.Cluster("peer-security", timeout=90) as t:
                       w.get("nonce", ""), nonce)
     t.eq(w.get("mac"), c.b64u(want), "the welcome's MAC covers our nonce and checks out")
     t.eq(w.get("instance"), "edge1", "the welcome names edge 1")
+    link.seal(key, nonce, link.challenge())
     t.eq(failures(), base, "a valid hello is not counted as a failure")
 
     refused = 0
@@ -150,6 +151,48 @@ with c.Cluster("peer-security", timeout=90) as t:
     t.eq(t.metric(e1, "warren_loops_refused_total") - loops0, 2,
          "warren_loops_refused_total counts the two looping streams")
     link.close()
+
+    t.step("after the handshake every record is sealed")
+
+    def sealed_link():
+        p = c.PeerConn(e1)
+        hello, n = c.peer_hello(key, p.challenge(), "pytest")
+        p.send(c.frame(c.F_CTL, 0, hello))
+        t.check(json.loads(p.read_frame()[2]).get("type") == "peer_welcome", "welcome")
+        p.seal(key, n, p.challenge())
+        return p
+
+    for what, tamper in (("a plain (unsealed) frame", "plain"),
+                         ("a sealed record sent twice (replay)", "replay"),
+                         ("a sealed record with one bit flipped", "flip")):
+        with t.part(what):
+            f0 = failures()
+            p = sealed_link()
+            frame = c.frame(c.F_CTL, 0, b'{"type":"lookup","id":1,"name":"demo"}')
+            if tamper == "plain":
+                p.sock.sendall(frame)
+            else:
+                from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+                ct = bytearray(ChaCha20Poly1305(p._seal[0]).encrypt(p._nonce(0), frame[4:], None))
+                if tamper == "flip":
+                    ct[7] ^= 1
+                rec = struct.pack(">I", len(ct)) + bytes(ct)
+                p.sock.sendall(rec * (2 if tamper == "replay" else 1))
+            answered = []
+            try:
+                while True:
+                    answered.append(json.loads(p.read_frame()[2]).get("type"))
+            except (EOFError, OSError, ValueError, Exception):
+                pass
+            if tamper == "replay":  # the first copy is fine; its answer may beat the close
+                t.check(answered in ([], ["lookup_reply"]),
+                        "%s: at most the first copy is answered, then the link is closed" % what,
+                        answered)
+            else:
+                t.eq(answered, [], "%s: no answer, the link is closed" % what)
+            t.check(h.wait_until(lambda: failures() > f0, 3),
+                    "%s: counted as an authentication failure" % what, failures())
+            p.close()
 
     t.step("visitor level: a stale route ends in 502 after one hop")
     gone = t.tunnel(e1.ws_url, org.port, name="gone")
