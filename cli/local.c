@@ -166,8 +166,8 @@ static const struct hobs_ops resp_ops = {resp_on_head, resp_on_end};
 
 static void set_reading(struct local *l)
 {
-    bool want = l->connected && !l->read_eof && !l->kill && l->st &&
-                buf_room(mux_stream_tx(l->st)) > 0;
+    bool want =
+        l->connected && !l->read_eof && !l->kill && l->st && buf_room(mux_stream_tx(l->st)) > 0;
     if (l->wsi && want != l->reading) {
         l->reading = want;
         lws_rx_flow_control(l->wsi, want ? 1 : 0);

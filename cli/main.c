@@ -62,8 +62,8 @@ static int parse_server(struct cli_config *cfg, const char *url, char *err, size
         cfg->tls = true;
         p += p[0] == 'w' || p[0] == 'W' ? 6 : 8;
     } else {
-        snprintf(err, cap, "--server: \"%.100s\" must start with ws://, wss://, http:// or https://",
-                 url);
+        snprintf(err, cap,
+                 "--server: \"%.100s\" must start with ws://, wss://, http:// or https://", url);
         return -1;
     }
     const char *slash = strchr(p, '/');
@@ -147,8 +147,8 @@ static int load_config(struct cli_config *cfg, int argc, char **argv)
             goto out;
         }
         for (size_t i = 0; i <= n; i++) /* names are case-insensitive, like DNS */
-            cfg->subdomain[i] = (char)(v->str[i] >= 'A' && v->str[i] <= 'Z' ? v->str[i] + 32
-                                                                             : v->str[i]);
+            cfg->subdomain[i] =
+                (char)(v->str[i] >= 'A' && v->str[i] <= 'Z' ? v->str[i] + 32 : v->str[i]);
         if (name_validate(cfg->subdomain, n) < 0) {
             char msg[256];
             name_explain(cfg->subdomain, n, msg, sizeof msg);
@@ -208,8 +208,7 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 }
 
 static const struct lws_protocols protocols[] = {
-    {WARREN_CLI_WS_PROTOCOL, client_callback, 0, FRAME_MAX_LEN + 1024, 0, NULL,
-     FRAME_MAX_LEN + 64},
+    {WARREN_CLI_WS_PROTOCOL, client_callback, 0, FRAME_MAX_LEN + 1024, 0, NULL, FRAME_MAX_LEN + 64},
     {WARREN_CLI_RAW_PROTOCOL, raw_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -70,7 +70,8 @@ int addr_parse(const char *p, size_t len, struct sockaddr_storage *ss, socklen_t
     if (port < 0)
         return port;
     if (hostlen == 0 || strcmp(host, "*") == 0) {
-        struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port),
+        struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+                                  .sin6_port = htons((uint16_t)port),
                                   .sin6_addr = IN6ADDR_ANY_INIT};
         memset(ss, 0, sizeof *ss);
         memcpy(ss, &s6, sizeof s6);

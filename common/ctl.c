@@ -24,8 +24,7 @@ static int get_str(json_t *o, const char *key, char *out, size_t cap, char *err,
     }
     size_t n = json_string_length(v);
     if (n >= cap) {
-        snprintf(err, errcap, "field \"%s\" is too long (%zu bytes, at most %zu)", key, n,
-                 cap - 1);
+        snprintf(err, errcap, "field \"%s\" is too long (%zu bytes, at most %zu)", key, n, cap - 1);
         return -EINVAL;
     }
     const char *s = json_string_value(v);
@@ -175,8 +174,7 @@ int ctl_server_parse(const char *p, size_t len, struct ctl_server *out, char *er
         }
     } else if (strcmp(type, "token") == 0) {
         s.type = CTL_TOKEN;
-        r = get_str(o, "reconnect_token", s.reconnect_token, sizeof s.reconnect_token, err,
-                    errcap);
+        r = get_str(o, "reconnect_token", s.reconnect_token, sizeof s.reconnect_token, err, errcap);
     } else {
         snprintf(err, errcap, "unknown message type \"%s\"", type);
         r = -EINVAL;
@@ -215,8 +213,8 @@ char *ctl_welcome_encode(const struct ctl_server *w)
                           "welcome", "version", CTL_VERSION, "name", w->name, "url", w->url,
                           "reconnect_token", w->reconnect_token, "limits", "max_streams",
                           (int)w->max_streams, "window", (int)w->window, "max_frame",
-                          (int)w->max_frame, "ping_interval", (int)w->ping_interval,
-                          "grace_period", (int)w->grace_period));
+                          (int)w->max_frame, "ping_interval", (int)w->ping_interval, "grace_period",
+                          (int)w->grace_period));
 }
 
 char *ctl_error_encode(const char *code, const char *message)

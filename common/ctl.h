@@ -24,11 +24,11 @@
 
 struct ctl_hello {
     unsigned version;
-    char kind[8];                          /* "http" (default) or "tcp" */
-    char name[256];                        /* requested name as sent, "" for a random one */
-    char key[128];                         /* auth key, "" if none */
-    char reconnect_token[TOKEN_MAX_LEN];   /* "" if none */
-    char client[64];                       /* free text, "" if none */
+    char kind[8];                        /* "http" (default) or "tcp" */
+    char name[256];                      /* requested name as sent, "" for a random one */
+    char key[128];                       /* auth key, "" if none */
+    char reconnect_token[TOKEN_MAX_LEN]; /* "" if none */
+    char client[64];                     /* free text, "" if none */
 };
 
 enum ctl_type { CTL_WELCOME = 1, CTL_ERROR, CTL_TOKEN };

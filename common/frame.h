@@ -33,16 +33,16 @@ enum frame_type {
 
 /* RST reason codes (docs/protocol.md). */
 enum frame_rst_code {
-    RST_CANCEL = 1,         /* the other side gave up (visitor left, Ctrl-C) */
-    RST_REFUSED = 2,        /* local service refused the connection / not reachable */
-    RST_PROTOCOL = 3,       /* frame out of order, bad stream state */
-    RST_FLOW_CONTROL = 4,   /* DATA beyond the credit granted */
-    RST_TOO_MANY = 5,       /* too many concurrent streams */
-    RST_SESSION_GONE = 6,   /* the session ended with the stream open */
-    RST_TIMEOUT = 7,        /* a deadline expired */
-    RST_INTERNAL = 8,       /* out of memory or a bug */
-    RST_NOT_HERE = 9,       /* peer link: the name is not served by this edge (any more) */
-    RST_LOOP = 10,          /* peer link: the stream was already forwarded once */
+    RST_CANCEL = 1,       /* the other side gave up (visitor left, Ctrl-C) */
+    RST_REFUSED = 2,      /* local service refused the connection / not reachable */
+    RST_PROTOCOL = 3,     /* frame out of order, bad stream state */
+    RST_FLOW_CONTROL = 4, /* DATA beyond the credit granted */
+    RST_TOO_MANY = 5,     /* too many concurrent streams */
+    RST_SESSION_GONE = 6, /* the session ended with the stream open */
+    RST_TIMEOUT = 7,      /* a deadline expired */
+    RST_INTERNAL = 8,     /* out of memory or a bug */
+    RST_NOT_HERE = 9,     /* peer link: the name is not served by this edge (any more) */
+    RST_LOOP = 10,        /* peer link: the stream was already forwarded once */
 };
 
 enum frame_proto {
@@ -68,10 +68,10 @@ struct frame {
 #define FRAME_OPEN_EXT_NAME 1
 #define FRAME_OPEN_EXT_HOPS 2
 struct frame_open {
-    uint8_t proto;                  /* enum frame_proto */
+    uint8_t proto;                   /* enum frame_proto */
     char remote[FRAME_ADDR_MAX + 1]; /* NUL-terminated visitor address */
-    char name[64];                  /* "" when absent */
-    uint8_t hops;                   /* 0 when absent */
+    char name[64];                   /* "" when absent */
+    uint8_t hops;                    /* 0 when absent */
 };
 
 /* Decode one whole frame (one WebSocket message). Returns 0 and fills *out, or

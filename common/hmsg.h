@@ -69,23 +69,23 @@ struct hmsg_header {
 
 struct hmsg_head {
     /* request */
-    struct hslice method;  /* "GET" */
-    struct hslice target;  /* request-target as sent */
-    struct hslice host;    /* Host header value (empty if absent) */
+    struct hslice method; /* "GET" */
+    struct hslice target; /* request-target as sent */
+    struct hslice host;   /* Host header value (empty if absent) */
     /* response */
-    unsigned status;       /* 100..999 */
+    unsigned status; /* 100..999 */
     /* both */
     unsigned http_major, http_minor;
-    bool keep_alive;       /* after this message the connection may carry another */
-    bool upgrade;          /* request: Connection: upgrade + Upgrade header;
-                              response: status 101 */
-    bool chunked;          /* Transfer-Encoding: chunked */
-    bool has_length;       /* Content-Length present */
+    bool keep_alive; /* after this message the connection may carry another */
+    bool upgrade;    /* request: Connection: upgrade + Upgrade header;
+                        response: status 101 */
+    bool chunked;    /* Transfer-Encoding: chunked */
+    bool has_length; /* Content-Length present */
     uint64_t content_length;
-    bool until_eof;        /* response body delimited by connection close */
+    bool until_eof; /* response body delimited by connection close */
     unsigned nheaders;
     struct hmsg_header headers[HMSG_MAX_HEADERS_LIMIT];
-    struct hslice raw;     /* the whole head including the final CRLFCRLF */
+    struct hslice raw; /* the whole head including the final CRLFCRLF */
 };
 
 typedef struct hmsg hmsg;

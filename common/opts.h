@@ -28,17 +28,17 @@ struct opt {
     const char *def; /* default, as text; NULL: unset */
     const char *metavar;
     const char *help;
-    bool no_env;     /* no environment twin */
-    bool no_flag;    /* environment only (secrets must not be in argv) */
+    bool no_env;  /* no environment twin */
+    bool no_flag; /* environment only (secrets must not be in argv) */
 };
 
 #define OPTS_MAX_LIST 16
 
 struct opt_value {
-    bool set;          /* given by flag or env (not default) */
-    const char *src;   /* "flag", "env" or "default" */
-    const char *str;   /* string form (OPT_STRING/INT/BOOL), NULL if unset */
-    long num;          /* OPT_INT and OPT_BOOL */
+    bool set;        /* given by flag or env (not default) */
+    const char *src; /* "flag", "env" or "default" */
+    const char *str; /* string form (OPT_STRING/INT/BOOL), NULL if unset */
+    long num;        /* OPT_INT and OPT_BOOL */
     const char *list[OPTS_MAX_LIST];
     size_t nlist;
 };
@@ -46,8 +46,8 @@ struct opt_value {
 struct opts {
     const struct opt *defs;
     size_t n;
-    const char *env_prefix; /* "TUNNELD" */
-    struct opt_value *vals; /* n entries, owned */
+    const char *env_prefix;       /* "TUNNELD" */
+    struct opt_value *vals;       /* n entries, owned */
     char *envcopy[OPTS_MAX_LIST]; /* storage for split env lists */
     size_t nenvcopy;
 };

@@ -10,9 +10,9 @@
 #include <stddef.h>
 
 struct auth_ops {
-    const char *name;                                        /* "keys-file", "open" */
-    int (*check)(void *impl, const char *key, size_t len);   /* 0 or -EACCES */
-    int (*reload)(void *impl);                               /* 0 or -errno; may be NULL */
+    const char *name;                                      /* "keys-file", "open" */
+    int (*check)(void *impl, const char *key, size_t len); /* 0 or -EACCES */
+    int (*reload)(void *impl);                             /* 0 or -errno; may be NULL */
     void (*free)(void *impl);
 };
 

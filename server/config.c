@@ -41,7 +41,8 @@ static const struct opt options[] = {
     {"hello-timeout", OPT_INT, 1, 600, "10", "SECS", "a new tunnel must say hello within"},
     {"max-streams", OPT_INT, 1, 65536, "256", "N", "concurrent streams per tunnel (then 503)"},
     {"window", OPT_INT, 65536, 16777216, "262144", "BYTES", "per-stream flow-control window"},
-    {"max-tunnels", OPT_INT, 1, 1000000, "100000", "N", "tunnels on this edge (then limit_reached)"},
+    {"max-tunnels", OPT_INT, 1, 1000000, "100000", "N",
+     "tunnels on this edge (then limit_reached)"},
     {"ping-interval", OPT_INT, 1, 3600, "15", "SECS",
      "WebSocket ping interval; a tunnel silent for 3 intervals is dead"},
     {"public-scheme", OPT_STRING, 0, 0, "http", "http|https", "scheme of the public URLs shown"},
@@ -69,9 +70,8 @@ static const struct opt options[] = {
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
-static const char usage[] =
-    "usage: tunneld --domain DOMAIN [--listen ADDR:PORT ...] [options]\n"
-    "       tunneld keys add FILE [--label TEXT]";
+static const char usage[] = "usage: tunneld --domain DOMAIN [--listen ADDR:PORT ...] [options]\n"
+                            "       tunneld keys add FILE [--label TEXT]";
 
 static int fail(const char *msg)
 {
@@ -216,7 +216,8 @@ static int load_fleet(struct config *c, const struct opts *o)
     }
     addr_format((struct sockaddr *)&c->peer_listen.ss, c->peer_listen.text,
                 sizeof c->peer_listen.text);
-    const struct opt_value *ff = opts_get(o, "fleet-secret-file"), *fv = opts_get(o, "fleet-secret");
+    const struct opt_value *ff = opts_get(o, "fleet-secret-file"),
+                           *fv = opts_get(o, "fleet-secret");
     if (ff->str && fv->str)
         return fail("give either --fleet-secret-file or TUNNELD_FLEET_SECRET, not both");
     if (ff->str) {
@@ -326,8 +327,7 @@ int config_load(struct config *c, int argc, char **argv)
     c->check_only = opts_get(&o, "check-config")->num != 0;
     v = opts_get(&o, "public-scheme");
     if (strcmp(v->str, "http") != 0 && strcmp(v->str, "https") != 0) {
-        snprintf(err, sizeof err, "--public-scheme: expected http or https, got \"%.32s\"",
-                 v->str);
+        snprintf(err, sizeof err, "--public-scheme: expected http or https, got \"%.32s\"", v->str);
         fail(err);
         goto out;
     }

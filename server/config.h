@@ -25,7 +25,7 @@ struct config {
     struct listen_addr listen[CONFIG_MAX_LISTEN];
     unsigned nlisten;
     uint8_t secret[TOKEN_KEY_LEN];
-    bool secret_given;  /* false: random, names do not survive a restart */
+    bool secret_given;    /* false: random, names do not survive a restart */
     char keys_file[4096]; /* "" when anonymous */
     unsigned grace_period, drain_timeout, head_timeout, idle_timeout, response_timeout;
     unsigned hello_timeout;
@@ -37,7 +37,7 @@ struct config {
     bool check_only;
     char proxy_header[64]; /* "" unless behind a trusted proxy (--proxy-client-ip-header) */
     /* fleet (docs/fleet.md) */
-    bool fleet;                       /* --peers-dns given */
+    bool fleet; /* --peers-dns given */
     char peers_dns[254];
     struct listen_addr peer_listen;
     uint8_t fleet_key[TOKEN_KEY_LEN]; /* derived from the fleet secret, for peer MACs */

@@ -44,10 +44,10 @@ static const uint32_t fleet_lat_bounds_us[FLEET_LAT_BUCKETS - 1] = {
     250, 500, 1000, 2000, 5000, 10000, 20000, 50000, 100000, 250000, 1000000};
 
 struct fleet_stats {
-    uint64_t lookups;          /* names looked up in the fleet */
+    uint64_t lookups; /* names looked up in the fleet */
     uint64_t lookup_cache_hits;
-    uint64_t lookup_found;     /* a peer said yes */
-    uint64_t lookup_not_found; /* everybody answered no: 404 */
+    uint64_t lookup_found;      /* a peer said yes */
+    uint64_t lookup_not_found;  /* everybody answered no: 404 */
     uint64_t lookup_unanswered; /* not everybody answered: 503 */
     uint64_t peers_asked;
     uint64_t forwards, forward_errors, loops_refused;

@@ -10,19 +10,32 @@
 const char *errpage_reason(unsigned status)
 {
     switch (status) {
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 421: return "Misdirected Request";
-    case 426: return "Upgrade Required";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 400:
+        return "Bad Request";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 421:
+        return "Misdirected Request";
+    case 426:
+        return "Upgrade Required";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Error";
     }
 }
 
@@ -32,11 +45,20 @@ static size_t escape(char *out, size_t cap, const char *s)
     for (; s && *s && n + 7 < cap; s++) {
         const char *rep = NULL;
         switch (*s) {
-        case '<': rep = "&lt;"; break;
-        case '>': rep = "&gt;"; break;
-        case '&': rep = "&amp;"; break;
-        case '"': rep = "&quot;"; break;
-        default: break;
+        case '<':
+            rep = "&lt;";
+            break;
+        case '>':
+            rep = "&gt;";
+            break;
+        case '&':
+            rep = "&amp;";
+            break;
+        case '"':
+            rep = "&quot;";
+            break;
+        default:
+            break;
         }
         if (rep) {
             size_t l = strlen(rep);
@@ -73,9 +95,9 @@ size_t errpage_render(char *out, size_t cap, unsigned status, const char *detail
     int n = snprintf(out, cap,
                      "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
                      "Cache-Control: no-store\r\n%s%s\r\n",
-                     status, reason, html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8",
-                     blen, keep_alive ? "" : "Connection: close\r\n",
-                     extra_headers ? extra_headers : "");
+                     status, reason,
+                     html ? "text/html; charset=utf-8" : "text/plain; charset=utf-8", blen,
+                     keep_alive ? "" : "Connection: close\r\n", extra_headers ? extra_headers : "");
     if (n < 0 || (size_t)n >= cap)
         return 0;
     size_t room = cap - (size_t)n;

@@ -220,7 +220,9 @@ static void finish(struct req *r, int result)
             c->until = now_us() / 1000 + CACHE_TTL_MS;
             break;
         }
-        case FLEET_UNANSWERED: e->fleet.lookup_unanswered++; break;
+        case FLEET_UNANSWERED:
+            e->fleet.lookup_unanswered++;
+            break;
         default:
             e->fleet.lookup_not_found++;
             if (e->peers)
@@ -228,8 +230,9 @@ static void finish(struct req *r, int result)
             break;
         }
         log_debug("fleet: lookup %s: %s in %llu us", r->name,
-                  result == FLEET_FOUND ? peerlink_instance(r->found)
-                  : result == FLEET_UNANSWERED ? "unanswered" : "nobody",
+                  result == FLEET_FOUND        ? peerlink_instance(r->found)
+                  : result == FLEET_UNANSWERED ? "unanswered"
+                                               : "nobody",
                   (unsigned long long)us);
     } else {
         if (result == 0)
@@ -239,7 +242,9 @@ static void finish(struct req *r, int result)
         else if (result == -EAGAIN)
             e->fleet.claims_unanswered++;
         log_debug("fleet: claim %s: %s in %llu us", r->name,
-                  result == 0 ? "granted" : result == -EAGAIN ? "unanswered" : "refused",
+                  result == 0         ? "granted"
+                  : result == -EAGAIN ? "unanswered"
+                                      : "refused",
                   (unsigned long long)us);
     }
     lws_sul_schedule(e->ctx, 0, &r->deliver, deliver_cb, 1);
@@ -253,7 +258,9 @@ static void evaluate(struct req *r)
     for (unsigned i = 0; i < r->n; i++) {
         switch (r->ans[i]) {
         case A_UNSENT:
-        case A_SENT: pending++; break;
+        case A_SENT:
+            pending++;
+            break;
         case A_YES:
             if (r->kind == REQ_LOOKUP) {
                 r->found = r->links[i];
@@ -261,9 +268,14 @@ static void evaluate(struct req *r)
                 return;
             }
             break;
-        case A_RESERVED: reserved = true; break;
-        case A_NO: no = true; break;
-        case A_ABSENT: break;
+        case A_RESERVED:
+            reserved = true;
+            break;
+        case A_NO:
+            no = true;
+            break;
+        case A_ABSENT:
+            break;
         }
     }
     if (r->kind == REQ_CLAIM && (no || r->lost)) {
@@ -607,9 +619,9 @@ static void take_reply(struct edge *e, struct link *l, json_t *m, bool lookup)
             if (r->links[i] != l)
                 continue;
             if (lookup)
-                r->ans[i] = json_is_true(json_object_get(m, "have")) ? A_YES
+                r->ans[i] = json_is_true(json_object_get(m, "have"))       ? A_YES
                             : json_is_true(json_object_get(m, "reserved")) ? A_RESERVED
-                                                                            : A_NO;
+                                                                           : A_NO;
             else
                 r->ans[i] = json_is_true(json_object_get(m, "ok")) ? A_YES : A_NO;
         }

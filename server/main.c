@@ -62,8 +62,7 @@ static int keys_main(int argc, char **argv)
         return 1;
     }
     printf("%s\n", key);
-    fprintf(stderr, "tunneld: key added to %s (only its hash is stored: keep the key now)\n",
-            file);
+    fprintf(stderr, "tunneld: key added to %s (only its hash is stored: keep the key now)\n", file);
     sodium_memzero(key, sizeof key);
     return 0;
 }

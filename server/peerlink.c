@@ -61,7 +61,7 @@ struct link {
     int fd;
     enum link_state state;
     bool tcp_up, hello_done, kill, present, in_write_cb, rearm, reading;
-    bool self; /* the address leads back to this edge: never dialled again */
+    bool self;    /* the address leads back to this edge: never dialled again */
     bool leaving; /* left DNS with forwarded streams open: closes when they end */
     uint64_t leave_by_ms;
     struct sockaddr_storage addr;
@@ -199,8 +199,7 @@ static int st_open(void *ud, mux_stream *s, const struct frame_open *o)
 }
 
 static const struct mux_ops out_ops = {mux_want_write, NULL, st_readable, st_writable, st_closed};
-static const struct mux_ops in_ops = {mux_want_write, st_open, st_readable, st_writable,
-                                      st_closed};
+static const struct mux_ops in_ops = {mux_want_write, st_open, st_readable, st_writable, st_closed};
 
 /* --- handshake --- */
 
@@ -219,8 +218,9 @@ static char *b64(const uint8_t *p, size_t n, char *out, size_t cap)
 static int unb64(const char *s, uint8_t *out, size_t want)
 {
     size_t n = 0;
-    if (!s || sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL,
-                                sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
+    if (!s ||
+        sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL,
+                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
         n != want)
         return -EINVAL;
     return 0;
@@ -368,7 +368,9 @@ static void link_up(struct link *l)
     l->wcap = WBUF_CAP;
     derive_link_keys(l);
     l->tx_seal = true;
-    struct mux_config mc = {.window = 256 * 1024, .tx_buf = 64 * 1024, .max_streams = 65536,
+    struct mux_config mc = {.window = 256 * 1024,
+                            .tx_buf = 64 * 1024,
+                            .max_streams = 65536,
                             .odd_ids = l->role == ROLE_OUT};
     l->mux = mux_new(&mc, l->role == ROLE_OUT ? &out_ops : &in_ops, l);
     if (!l->mux) {
@@ -531,8 +533,7 @@ static void commit_record(struct link *l, size_t n)
         uint8_t nonce[12];
         unsigned long long clen = 0;
         seal_nonce(l->seq_tx++, nonce);
-        crypto_aead_chacha20poly1305_ietf_encrypt(rec, &clen, rec, n, NULL, 0, NULL, nonce,
-                                                  l->ktx);
+        crypto_aead_chacha20poly1305_ietf_encrypt(rec, &clen, rec, n, NULL, 0, NULL, nonce, l->ktx);
         n = (size_t)clen;
     }
     frame_put_prefix(l->wbuf + l->wlen, n);
@@ -748,8 +749,7 @@ static void link_dial(struct link *l)
     if (l->state != LINK_REFUSED)
         l->state = LINK_CONNECTING;
     lws_callback_on_writable(l->wsi);
-    lws_sul_schedule(e->ctx, 0, &l->hs_sul, handshake_deadline,
-                     (lws_usec_t)HANDSHAKE_MS * 1000);
+    lws_sul_schedule(e->ctx, 0, &l->hs_sul, handshake_deadline, (lws_usec_t)HANDSHAKE_MS * 1000);
 }
 
 static void accept_batch(struct edge *e)
@@ -758,8 +758,8 @@ static void accept_batch(struct edge *e)
     for (int i = 0; i < 32; i++) {
         struct sockaddr_storage ss;
         socklen_t len = sizeof ss;
-        int fd = accept4(pl->listener.fd, (struct sockaddr *)&ss, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            accept4(pl->listener.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0)
             return;
         struct link *l = pl->nin < MAX_INBOUND ? link_alloc(e, ROLE_IN) : NULL;
@@ -934,8 +934,9 @@ void peerlink_sync(struct edge *e)
         for (unsigned j = 0; j < pl->nout && !found; j++) {
             struct link *l = pl->out[j];
             if (l->addr.ss_family == a->ss_family &&
-                memcmp(&l->addr, a, a->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                            : sizeof(struct sockaddr_in6)) == 0)
+                memcmp(&l->addr, a,
+                       a->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                               : sizeof(struct sockaddr_in6)) == 0)
                 found = l;
         }
         if (!found) {
@@ -943,8 +944,8 @@ void peerlink_sync(struct edge *e)
             if (!found)
                 continue;
             memcpy(&found->addr, a, sizeof *a);
-            found->alen = a->ss_family == AF_INET ? sizeof(struct sockaddr_in)
-                                                  : sizeof(struct sockaddr_in6);
+            found->alen =
+                a->ss_family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
             addr_format((const struct sockaddr *)a, found->addr_text, sizeof found->addr_text);
             found->present = true;
             link_dial(found);

@@ -28,11 +28,11 @@ struct edge;
 struct link;
 
 enum link_state {
-    LINK_DOWN,        /* not connected; waiting to retry */
-    LINK_REFUSED,     /* the last connect was refused: nothing listens there */
-    LINK_CONNECTING,  /* TCP connect or handshake in progress */
-    LINK_UP,          /* authenticated */
-    LINK_SELF,        /* the address leads back to this edge */
+    LINK_DOWN,       /* not connected; waiting to retry */
+    LINK_REFUSED,    /* the last connect was refused: nothing listens there */
+    LINK_CONNECTING, /* TCP connect or handshake in progress */
+    LINK_UP,         /* authenticated */
+    LINK_SELF,       /* the address leads back to this edge */
 };
 
 /* Start the peer listener (cfg->peer_listen). 0 or -1 after logging. */
@@ -52,7 +52,7 @@ void peerlink_kick(struct link *l);
 unsigned peerlink_count(const struct edge *e);
 struct link *peerlink_get(const struct edge *e, unsigned i);
 enum link_state peerlink_state(const struct link *l);
-const char *peerlink_addr(const struct link *l); /* "[fdaa::2]:7000" */
+const char *peerlink_addr(const struct link *l);     /* "[fdaa::2]:7000" */
 const char *peerlink_instance(const struct link *l); /* peer's instance id once up, else "" */
 
 /* Queue a control message (a JSON object; not consumed). 0, -ENOTCONN when

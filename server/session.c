@@ -171,13 +171,15 @@ static int choose_name(struct session *s, const struct ctl_hello *h, bool *owner
     char msg[256];
 
     if (h->reconnect_token[0]) {
-        int r = token_verify(c->secret, h->reconnect_token, strlen(h->reconnect_token),
-                             unix_now(), tok_name, sizeof tok_name);
+        int r = token_verify(c->secret, h->reconnect_token, strlen(h->reconnect_token), unix_now(),
+                             tok_name, sizeof tok_name);
         if (r == 0)
             owner = !h->name[0] || strcmp(tok_name, h->name) == 0;
         else
             log_debug("tunnel peer=%s: reconnect token not accepted (%s)", s->peer,
-                      r == -ETIMEDOUT ? "expired" : r == -EBADMSG ? "bad signature" : "malformed");
+                      r == -ETIMEDOUT ? "expired"
+                      : r == -EBADMSG ? "bad signature"
+                                      : "malformed");
     }
     const char *want = h->name[0] ? h->name : (owner ? tok_name : NULL);
     if (want) {
@@ -222,7 +224,8 @@ static int choose_name(struct session *s, const struct ctl_hello *h, bool *owner
             return 0;
         }
     }
-    refuse(s, "internal", "could not find a free random name", LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+    refuse(s, "internal", "could not find a free random name",
+           LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
     return -1;
 }
 

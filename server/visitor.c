@@ -41,7 +41,7 @@
 #define MAX_HEAD 16384
 #define IN_CAP (MAX_HEAD + 1) /* one byte over the limit lets hmsg say 431 */
 #define MAX_HEADERS 100
-#define MAX_PENDING 64       /* pipelined requests awaiting a response */
+#define MAX_PENDING 64 /* pipelined requests awaiting a response */
 #define HEAD_ROOM (MAX_HEAD + 1024)
 #define LINGER_MS 3000
 #define WRITE_BUDGET (1024 * 1024)
@@ -72,12 +72,12 @@ struct visitor {
     char host[256];
     enum vstate state;
     bool reading, read_eof, wr_shut, kill, html, draining;
-    unsigned pending;       /* requests forwarded, response not finished */
-    uint64_t head_fifo;     /* bit i: pending request i was HEAD */
-    uint64_t upgrade_fifo;  /* bit i: pending request i asked for an upgrade */
-    unsigned resp_status;   /* status of the response being relayed */
-    uint64_t resp_mark;     /* hobs position where the last response ended */
-    char *out;              /* an answer of the edge itself */
+    unsigned pending;      /* requests forwarded, response not finished */
+    uint64_t head_fifo;    /* bit i: pending request i was HEAD */
+    uint64_t upgrade_fifo; /* bit i: pending request i asked for an upgrade */
+    unsigned resp_status;  /* status of the response being relayed */
+    uint64_t resp_mark;    /* hobs position where the last response ended */
+    char *out;             /* an answer of the edge itself */
     size_t out_len, out_off;
     unsigned err_status;
     uint64_t last_activity, head_start, linger_at;
@@ -189,11 +189,22 @@ static void respond(struct visitor *v, unsigned status, const char *detail)
     v->err_status = status;
     v->state = V_ERROR;
     switch (status) {
-    case 404: e->stats.errors_404++; break;
-    case 502: e->stats.errors_502++; break;
-    case 503: e->stats.errors_503++; break;
-    case 504: e->stats.errors_504++; break;
-    default: if (status >= 400 && status < 500) e->stats.errors_400++; break;
+    case 404:
+        e->stats.errors_404++;
+        break;
+    case 502:
+        e->stats.errors_502++;
+        break;
+    case 503:
+        e->stats.errors_503++;
+        break;
+    case 504:
+        e->stats.errors_504++;
+        break;
+    default:
+        if (status >= 400 && status < 500)
+            e->stats.errors_400++;
+        break;
     }
     log_info("visitor=%s tunnel=%s answered %u: %s", v->peer, v->name[0] ? v->name : "-", status,
              detail);
@@ -334,8 +345,9 @@ static bool is_control_upgrade(const struct hmsg_head *h)
     if (q)
         plen = (size_t)(q - t.p);
     const struct hmsg_header *up = hmsg_find(h, "upgrade");
-    return h->upgrade && up && up->value.len == 9 && strncasecmp(up->value.p, "websocket", 9) == 0 &&
-           plen == 8 && memcmp(t.p, "/_tunnel", 8) == 0;
+    return h->upgrade && up && up->value.len == 9 &&
+           strncasecmp(up->value.p, "websocket", 9) == 0 && plen == 8 &&
+           memcmp(t.p, "/_tunnel", 8) == 0;
 }
 
 enum route { ROUTE_FORWARD, ROUTE_ANSWERED, ROUTE_HANDOFF, ROUTE_PENDING };
@@ -348,8 +360,7 @@ static enum route handoff(struct visitor *v)
         respond(v, 503, "the edge is out of file descriptors");
         return ROUTE_ANSWERED;
     }
-    struct lws *w =
-        lws_adopt_socket_vhost_readbuf(v->e->vh, fd2, (const char *)v->in, v->in_len);
+    struct lws *w = lws_adopt_socket_vhost_readbuf(v->e->vh, fd2, (const char *)v->in, v->in_len);
     if (!w)
         log_debug("visitor=%s control upgrade refused by the WebSocket layer", v->peer);
     v->in_len = 0;
@@ -439,8 +450,7 @@ static enum route route_first(struct visitor *v, const struct hmsg_head *h, cons
     }
     size_t nl = hl - dl - 1;
     if (nl > NAME_MAX_LEN || memchr(host, '.', nl) || name_validate(host, nl) == -EINVAL) {
-        snprintf(msg, sizeof msg, "\"%.*s\" is not a tunnel name", (int)(nl > 80 ? 80 : nl),
-                 host);
+        snprintf(msg, sizeof msg, "\"%.*s\" is not a tunnel name", (int)(nl > 80 ? 80 : nl), host);
         respond(v, 404, msg);
         return ROUTE_ANSWERED;
     }
@@ -560,7 +570,8 @@ static enum route finish_head(struct visitor *v, const struct hmsg_head *h)
         if (x && x->value.len < sizeof proxied_ip) {
             memcpy(proxied_ip, x->value.p, x->value.len);
             proxied_ip[x->value.len] = 0;
-            if (inet_pton(AF_INET, proxied_ip, tmp) == 1 || inet_pton(AF_INET6, proxied_ip, tmp) == 1)
+            if (inet_pton(AF_INET, proxied_ip, tmp) == 1 ||
+                inet_pton(AF_INET6, proxied_ip, tmp) == 1)
                 fw.client_ip = proxied_ip;
         }
         const struct hmsg_header *xp = hmsg_find(h, "x-forwarded-proto");
@@ -666,8 +677,8 @@ static void on_read_eof(struct visitor *v)
         kill_later(v);
         return;
     }
-    if (v->st && (v->state == V_HEAD || v->state == V_BODY || v->state == V_RAW ||
-                  v->state == V_UPGRADE)) {
+    if (v->st &&
+        (v->state == V_HEAD || v->state == V_BODY || v->state == V_RAW || v->state == V_UPGRADE)) {
         mux_stream_shutdown(v->st);
         mux_stream_tx_kick(v->st);
         if (v->wr_shut) { /* both directions ended: FIN goes out after queued bytes */
@@ -838,8 +849,7 @@ static int on_writeable(struct visitor *v)
             return 0;
         }
         on_stream_done(v);
-    }
-    else if (!v->st && v->state != V_ERROR && v->state != V_LINGER)
+    } else if (!v->st && v->state != V_ERROR && v->state != V_LINGER)
         linger(v);
     else if (v->draining && v->pending == 0 && v->state == V_HEAD && v->in_len == 0)
         linger(v);
