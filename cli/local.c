@@ -20,6 +20,7 @@
 #include "cli.h"
 #include "hobs.h"
 #include "log.h"
+#include "lwswake.h"
 
 #define REQ_FIFO 16
 #define READ_BUDGET (256 * 1024)
@@ -45,31 +46,14 @@ struct local {
     struct req_rec q[REQ_FIFO];
     unsigned qhead, qn;
     uint64_t req_mark, resp_mark;
-    bool in_write_cb, rearm; /* see want_write() */
-    lws_sorted_usec_list_t wsul;
+    struct lwswake wake; /* see want_write() */
     lws_sorted_usec_list_t sul;
 };
 
-/*
- * Ask for a WRITEABLE callback. libwebsockets' raw-file role clears POLLOUT
- * after the WRITEABLE callback returns, so a request made inside that callback
- * would be lost: it is re-made on the next loop turn instead.
- */
-static void wake_cb(lws_sorted_usec_list_t *sul)
-{
-    struct local *l = lws_container_of(sul, struct local, wsul);
-    if (l->wsi)
-        lws_callback_on_writable(l->wsi);
-}
-
+/* WRITEABLE on request, also from inside the WRITEABLE callback (lwswake.h). */
 static void want_write(struct local *l)
 {
-    if (!l->wsi)
-        return;
-    if (l->in_write_cb)
-        l->rearm = true;
-    else
-        lws_callback_on_writable(l->wsi);
+    lwswake_request(&l->wake, l->wsi);
 }
 
 static int start_connect(struct local *l);
@@ -185,7 +169,7 @@ static void local_free(struct local *l)
 {
     struct cli *c = l->c;
     lws_sul_cancel(&l->sul);
-    lws_sul_cancel(&l->wsul);
+    lwswake_cancel(&l->wake);
     if (l->st) /* graceful when both directions ended: queued bytes and FIN still go out */
         mux_stream_release(l->st, l->read_eof && l->wr_shut ? 0 : RST_CANCEL);
     hobs_free(l->req_obs);
@@ -422,17 +406,11 @@ int local_callback(struct lws *wsi, enum lws_callback_reasons reason, struct loc
             return 0;
         }
         return on_readable(l);
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
-        l->in_write_cb = true;
-        int r = on_writeable(l);
-        l->in_write_cb = false;
-        if (r == 0 && l->rearm) {
-            l->rearm = false;
-            lws_sul_schedule(l->c->ctx, 0, &l->wsul, wake_cb, 1);
-        }
-        return r;
-    }
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        lwswake_enter(&l->wake);
+        return lwswake_leave(&l->wake, l->c->ctx, on_writeable(l));
     case LWS_CALLBACK_RAW_CLOSE_FILE:
+        lwswake_cancel(&l->wake);
         l->wsi = NULL;
         l->fd = -1;
         if (!l->connected && l->st && !l->kill) {

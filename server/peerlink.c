@@ -32,6 +32,7 @@
 #include "fleet.h"
 #include "frame.h"
 #include "log.h"
+#include "lwswake.h"
 #include "peerlink.h"
 #include "peers.h"
 #include "session.h"
@@ -60,9 +61,10 @@ struct link {
     struct lws *wsi;
     int fd;
     enum link_state state;
-    bool tcp_up, hello_done, kill, present, in_write_cb, rearm, reading;
-    bool self;    /* the address leads back to this edge: never dialled again */
-    bool leaving; /* left DNS with forwarded streams open: closes when they end */
+    bool tcp_up, hello_done, kill, present, reading;
+    struct lwswake wake; /* see want_write() */
+    bool self;           /* the address leads back to this edge: never dialled again */
+    bool leaving;        /* left DNS with forwarded streams open: closes when they end */
     uint64_t leave_by_ms;
     struct sockaddr_storage addr;
     socklen_t alen;
@@ -84,7 +86,7 @@ struct link {
     unsigned ctl_head, nctl;
     unsigned backoff_ms;
     struct link *next; /* inbound list */
-    lws_sorted_usec_list_t retry_sul, hs_sul, wsul;
+    lws_sorted_usec_list_t retry_sul, hs_sul;
 };
 
 struct peerlinks {
@@ -112,23 +114,10 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* --- writing: see server/visitor.c want_write() for why the indirection --- */
-
-static void wake_cb(lws_sorted_usec_list_t *sul)
-{
-    struct link *l = lws_container_of(sul, struct link, wsul);
-    if (l->wsi)
-        lws_callback_on_writable(l->wsi);
-}
-
+/* WRITEABLE on request, also from inside the WRITEABLE callback (lwswake.h). */
 static void want_write(struct link *l)
 {
-    if (!l->wsi)
-        return;
-    if (l->in_write_cb)
-        l->rearm = true;
-    else
-        lws_callback_on_writable(l->wsi);
+    lwswake_request(&l->wake, l->wsi);
 }
 
 static void kill_link(struct link *l, const char *why)
@@ -642,7 +631,7 @@ static void link_reset(struct link *l)
     struct edge *e = l->e;
     bool was_up = l->state == LINK_UP;
     lws_sul_cancel(&l->hs_sul);
-    lws_sul_cancel(&l->wsul);
+    lwswake_cancel(&l->wake);
     if (was_up && l->role == ROLE_OUT && e->fleet.peers_connected)
         e->fleet.peers_connected--;
     if (was_up)
@@ -655,7 +644,7 @@ static void link_reset(struct link *l)
     }
     l->ctl_head = 0;
     l->rlen = l->wlen = l->woff = 0;
-    l->tcp_up = l->hello_done = l->kill = l->rearm = false;
+    l->tcp_up = l->hello_done = l->kill = false;
     l->tx_seal = l->rx_seal = false;
     sodium_memzero(l->ktx, sizeof l->ktx);
     sodium_memzero(l->krx, sizeof l->krx);
@@ -670,7 +659,7 @@ static void link_free(struct link *l)
         fleet_link_gone(l->e, l);
     lws_sul_cancel(&l->retry_sul);
     lws_sul_cancel(&l->hs_sul);
-    lws_sul_cancel(&l->wsul);
+    lwswake_cancel(&l->wake);
     free(l->rbuf);
     free(l->wbuf);
     free(l);
@@ -861,16 +850,9 @@ int peerlink_callback(struct lws *wsi, enum lws_callback_reasons reason, void *o
         if (l->role == ROLE_OUT && !l->tcp_up)
             return 0; /* wait for the connect to finish (writable) */
         return on_readable(l);
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
-        l->in_write_cb = true;
-        int r = on_writeable(l);
-        l->in_write_cb = false;
-        if (r == 0 && l->rearm) {
-            l->rearm = false;
-            lws_sul_schedule(l->e->ctx, 0, &l->wsul, wake_cb, 1);
-        }
-        return r;
-    }
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        lwswake_enter(&l->wake);
+        return lwswake_leave(&l->wake, l->e->ctx, on_writeable(l));
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         on_closed(l);
         return 0;
@@ -988,7 +970,7 @@ void peerlink_stop(struct edge *e)
     lws_sul_cancel(&pl->leave_sul);
     for (struct link *l = pl->leaving; l; l = l->next) {
         lws_sul_cancel(&l->hs_sul);
-        lws_sul_cancel(&l->wsul);
+        lwswake_cancel(&l->wake);
         kill_link(l, "edge stopping");
     }
     if (pl->listener.wsi)
@@ -997,13 +979,13 @@ void peerlink_stop(struct edge *e)
         struct link *l = pl->out[i];
         lws_sul_cancel(&l->retry_sul);
         lws_sul_cancel(&l->hs_sul);
-        lws_sul_cancel(&l->wsul);
+        lwswake_cancel(&l->wake);
         if (l->wsi)
             kill_link(l, "edge stopping");
     }
     for (struct link *l = pl->in; l; l = l->next) {
         lws_sul_cancel(&l->hs_sul);
-        lws_sul_cancel(&l->wsul);
+        lwswake_cancel(&l->wake);
         kill_link(l, "edge stopping");
     }
 }

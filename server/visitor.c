@@ -33,6 +33,7 @@
 #include "hmsg.h"
 #include "hobs.h"
 #include "log.h"
+#include "lwswake.h"
 #include "names.h"
 #include "registry.h"
 #include "session.h"
@@ -82,34 +83,17 @@ struct visitor {
     unsigned err_status;
     uint64_t last_activity, head_start, linger_at;
     unsigned nrequests;
-    bool in_write_cb, rearm; /* see want_write() */
-    lws_sorted_usec_list_t wsul;
+    struct lwswake wake; /* see want_write() */
     lws_sorted_usec_list_t sul, rsul;
     struct fleet_wait *wait; /* fleet lookup in flight (V_LOOKUP) */
     size_t head_used;        /* bytes of the head waiting in `in` during V_LOOKUP */
     bool via_peer;           /* the stream goes to another edge */
 };
 
-/*
- * Ask for a WRITEABLE callback. libwebsockets' raw-file role clears POLLOUT
- * after the WRITEABLE callback returns, so a request made inside that callback
- * would be lost: it is re-made on the next loop turn instead.
- */
-static void wake_cb(lws_sorted_usec_list_t *sul)
-{
-    struct visitor *v = lws_container_of(sul, struct visitor, wsul);
-    if (v->wsi)
-        lws_callback_on_writable(v->wsi);
-}
-
+/* WRITEABLE on request, also from inside the WRITEABLE callback (lwswake.h). */
 static void want_write(struct visitor *v)
 {
-    if (!v->wsi)
-        return;
-    if (v->in_write_cb)
-        v->rearm = true;
-    else
-        lws_callback_on_writable(v->wsi);
+    lwswake_request(&v->wake, v->wsi);
 }
 
 static void arm_timer(struct visitor *v);
@@ -905,7 +889,7 @@ static void visitor_free(struct visitor *v)
 {
     struct edge *e = v->e;
     lws_sul_cancel(&v->sul);
-    lws_sul_cancel(&v->wsul);
+    lwswake_cancel(&v->wake);
     lws_sul_cancel(&v->rsul);
     if (v->wait)
         fleet_cancel(v->wait);
@@ -992,16 +976,9 @@ int visitor_callback(struct lws *wsi, enum lws_callback_reasons reason, struct v
         if (v->kill)
             return -1;
         return on_readable(v);
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE: {
-        v->in_write_cb = true;
-        int r = on_writeable(v);
-        v->in_write_cb = false;
-        if (r == 0 && v->rearm) {
-            v->rearm = false;
-            lws_sul_schedule(v->e->ctx, 0, &v->wsul, wake_cb, 1);
-        }
-        return r;
-    }
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        lwswake_enter(&v->wake);
+        return lwswake_leave(&v->wake, v->e->ctx, on_writeable(v));
     case LWS_CALLBACK_RAW_CLOSE_FILE:
         v->wsi = NULL;
         visitor_free(v);
