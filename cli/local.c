@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lwsraw.h"
 #include "cli.h"
 #include "hobs.h"
 #include "log.h"
@@ -236,17 +237,10 @@ static int start_connect(struct local *l)
             l->addr_idx++;
             continue;
         }
-        lws_adopt_desc_t ad;
-        memset(&ad, 0, sizeof ad);
-        ad.vh = c->vh;
-        ad.type = LWS_ADOPT_RAW_FILE_DESC;
-        ad.fd.filefd = fd;
-        ad.vh_prot_name = WARREN_CLI_RAW_PROTOCOL;
-        ad.opaque = l;
         l->fd = fd;
         l->connected = false;
         l->reading = true;
-        l->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+        l->wsi = lwsraw_adopt(c->vh, fd, WARREN_CLI_RAW_PROTOCOL, l);
         if (!l->wsi) {
             l->fd = -1;
             l->addr_idx++;

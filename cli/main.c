@@ -14,6 +14,7 @@
 
 #include <sodium.h>
 
+#include "lwsraw.h"
 #include "cli.h"
 #include "frame.h"
 #include "log.h"
@@ -226,14 +227,7 @@ static int setup_signals(struct cli *c)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     c->sigobj.kind = CLI_RAW_SIGNAL;
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof ad);
-    ad.vh = c->vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = c->sigpipe[0];
-    ad.vh_prot_name = WARREN_CLI_RAW_PROTOCOL;
-    ad.opaque = &c->sigobj;
-    if (!lws_adopt_descriptor_vhost_via_info(&ad))
+    if (!lwsraw_adopt(c->vh, c->sigpipe[0], WARREN_CLI_RAW_PROTOCOL, &c->sigobj))
         return -1;
     sigset_t set;
     sigemptyset(&set);

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lwsraw.h"
 #include "addr.h"
 #include "admin.h"
 #include "edge.h"
@@ -606,14 +607,7 @@ static void conn_accept(struct admin *a, int fd, const struct sockaddr *sa)
     a->conns = c;
     a->nconns++;
 
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof ad);
-    ad.vh = a->e->vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = fd;
-    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
-    ad.opaque = c;
-    struct lws *w = lws_adopt_descriptor_vhost_via_info(&ad);
+    struct lws *w = lwsraw_adopt(a->e->vh, fd, WARREN_RAW_PROTOCOL, c);
     if (!w) {
         /* lws closed the fd */
         c->wsi = NULL;
@@ -758,14 +752,7 @@ struct admin *admin_new(struct edge *e, const struct listen_addr *la)
     else
         snprintf(a->text, sizeof a->text, "%s", la->text);
 
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof ad);
-    ad.vh = e->vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = a->fd;
-    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
-    ad.opaque = a;
-    a->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    a->wsi = lwsraw_adopt(e->vh, a->fd, WARREN_RAW_PROTOCOL, a);
     if (!a->wsi) {
         log_errx("--admin-listen %s: could not add the socket to the event loop", la->text);
         free(a); /* lws closed the fd */

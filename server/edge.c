@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lwsraw.h"
 #include "addr.h"
 #include "admin.h"
 #include "auth.h"
@@ -174,14 +175,7 @@ static int setup_signals(struct edge *e)
     sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     e->sigobj.kind = RAW_SIGNAL;
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof ad);
-    ad.vh = e->vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = e->sigpipe[0];
-    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
-    ad.opaque = &e->sigobj;
-    if (!lws_adopt_descriptor_vhost_via_info(&ad)) {
+    if (!lwsraw_adopt(e->vh, e->sigpipe[0], WARREN_RAW_PROTOCOL, &e->sigobj)) {
         e->sigpipe[0] = -1;
         return -1;
     }

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lwsraw.h"
 #include "edge.h"
 #include "listener.h"
 #include "log.h"
@@ -67,14 +68,7 @@ struct listener *listener_new(struct edge *e, const struct listen_addr *la)
 
 int listener_start(struct listener *l)
 {
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof ad);
-    ad.vh = l->e->vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = l->fd;
-    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
-    ad.opaque = l;
-    l->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    l->wsi = lwsraw_adopt(l->e->vh, l->fd, WARREN_RAW_PROTOCOL, l);
     if (!l->wsi) {
         log_errx("listen %s: could not add the socket to the event loop", l->la.text);
         l->fd = -1; /* lws closed it */

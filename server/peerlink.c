@@ -26,6 +26,7 @@
 
 #include <sodium.h>
 
+#include "lwsraw.h"
 #include "addr.h"
 #include "config.h"
 #include "edge.h"
@@ -689,14 +690,7 @@ static void handshake_deadline(lws_sorted_usec_list_t *sul)
 
 static struct lws *adopt(struct edge *e, int fd, struct link *l)
 {
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof ad);
-    ad.vh = e->vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = fd;
-    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
-    ad.opaque = l;
-    return lws_adopt_descriptor_vhost_via_info(&ad);
+    return lwsraw_adopt(e->vh, fd, WARREN_RAW_PROTOCOL, l);
 }
 
 static void link_dial(struct link *l)

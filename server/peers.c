@@ -38,6 +38,7 @@
 #include <ares.h>
 #include <libwebsockets.h>
 
+#include "lwsraw.h"
 #include "addr.h"
 #include "edge.h"
 #include "log.h"
@@ -498,14 +499,7 @@ static int sock_adopt(struct dnssock *s)
         log_warn("peers: dup of a DNS socket");
         return -errno;
     }
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof ad);
-    ad.vh = s->p->vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = dupfd;
-    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
-    ad.opaque = s;
-    s->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+    s->wsi = lwsraw_adopt(s->p->vh, dupfd, WARREN_RAW_PROTOCOL, s);
     if (!s->wsi) {
         /* lws keeps a descriptor whose adoption failed (and closes it with
          * the vhost); c-ares times the queries out. */

@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "lwsraw.h"
 #include "addr.h"
 #include "edge.h"
 #include "errpage.h"
@@ -945,14 +946,7 @@ void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t
     e->nvisitors++;
     e->stats.visitors_accepted++;
 
-    lws_adopt_desc_t ad;
-    memset(&ad, 0, sizeof ad);
-    ad.vh = e->vh;
-    ad.type = LWS_ADOPT_RAW_FILE_DESC;
-    ad.fd.filefd = fd;
-    ad.vh_prot_name = WARREN_RAW_PROTOCOL;
-    ad.opaque = v;
-    struct lws *w = lws_adopt_descriptor_vhost_via_info(&ad);
+    struct lws *w = lwsraw_adopt(e->vh, fd, WARREN_RAW_PROTOCOL, v);
     if (!w) {
         /* lws closed the fd and made no callbacks we keep */
         v->wsi = NULL;
