@@ -14,9 +14,13 @@
 
 #include "mux.h"
 #include "names.h"
+#include "lwswake.h"
 #include "token.h"
+#include "wsframe.h"
 
 #define CLI_MAX_ADDRS 16
+#define CLI_TXBUF (256 * 1024)
+#define CLI_RXBUF (64 * 1024)
 
 /* Exit codes (documented in README and docs/cli.md). */
 enum cli_exit {
@@ -51,7 +55,25 @@ struct sockaddrs {
 };
 
 struct raw_obj_cli {
-    int kind; /* 1 local connection, 2 signal pipe */
+    int kind; /* CLI_RAW_LOCAL, CLI_RAW_SIGNAL or CLI_RAW_SERVER */
+};
+
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/* conn.c: the connection to the edge below WebSocket (TCP, TLS). */
+struct conn {
+    struct raw_obj_cli obj; /* first: the raw-file dispatch reads it */
+    enum { CONN_IDLE, CONN_TCP, CONN_TLS, CONN_OPEN } st;
+    int fd;
+    struct lws *wsi;
+    SSL_CTX *ssl_ctx; /* made on first use, kept across reconnects */
+    SSL *ssl;
+    bool read_wants_write, refused;
+    size_t out_off, out_len; /* unsent bytes of c->txbuf */
+    struct lwswake wake;
+    lws_sorted_usec_list_t deadline; /* connect + TLS + WebSocket handshake */
+    char why[200];                   /* why it failed or closed */
 };
 
 struct local;
@@ -60,9 +82,10 @@ struct cli {
     const struct cli_config *cfg;
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    struct lws *ws;
+    struct conn conn;
     mux *mux;
-    enum { C_WAIT, C_CONNECTING, C_HELLO, C_ONLINE, C_STOPPING } state;
+    /* ordered: states from C_UPGRADED on speak WebSocket */
+    enum { C_WAIT, C_CONNECTING, C_UPGRADING, C_UPGRADED, C_HELLO, C_ONLINE } state;
     struct sockaddrs server_addrs;
     unsigned server_idx;
     struct sockaddrs local_addrs;
@@ -72,13 +95,26 @@ struct cli {
     unsigned attempt;
     bool ever_online, stop, done, hello_sent;
     int exit_code;
-    char *ctl_out; /* HELLO waiting to be written */
-    uint8_t *txbuf;
-    uint8_t *rxmsg;
-    size_t rxlen;
+    char *ctl_out;  /* HELLO waiting to be written */
+    uint8_t *txbuf; /* CLI_TXBUF: the frames of one write */
+    uint8_t *rxbuf; /* CLI_RXBUF: one read */
+    /* WebSocket spoken on the raw connection (wsframe.h) */
+    char host_hdr[300];
+    char hs_key[WSHS_KEY_LEN + 1];
+    uint8_t hsbuf[WSHS_HEAD_MAX];
+    size_t hslen;
+    bool hs_sent;
+    wsparse *wp;
+    struct wsmask masks;
+    uint64_t last_rx_ms;
+    lws_sorted_usec_list_t ping_sul;
+    bool pong_pending, ping_due, close_queued, close_sent, peer_closed;
+    uint8_t pong_payload[125];
+    size_t pong_len;
+    uint8_t close_payload[125];
+    size_t close_len;
     struct local *locals;
     unsigned nlocals;
-    lws_retry_bo_t retry;
     lws_sorted_usec_list_t retry_sul, stop_sul;
     int sigpipe[2];
     struct raw_obj_cli sigobj;
@@ -86,17 +122,31 @@ struct cli {
 
 #define CLI_RAW_LOCAL 1
 #define CLI_RAW_SIGNAL 2
+#define CLI_RAW_SERVER 3
 #define WARREN_CLI_WS_PROTOCOL "warren-tunnel"
 #define WARREN_CLI_RAW_PROTOCOL "warren-raw"
 #define WARREN_VERSION "0.1.0"
 
 /* client.c */
-int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len);
 /* Start (or restart) connecting to the server. */
 void client_connect(struct cli *c);
 /* Ctrl-C: end streams, close the WebSocket (1000), then stop the loop. */
 void client_stop(struct cli *c);
+
+/* client.c: events of the connection (from conn.c) */
+void client_conn_up(struct cli *c);
+void client_conn_rx(struct cli *c, const uint8_t *p, size_t n);
+/* Produce the next bytes to send into out; *more: call again afterwards. */
+size_t client_conn_fill(struct cli *c, uint8_t *out, size_t cap, bool *more);
+void client_conn_down(struct cli *c, bool was_open, const char *why);
+
+/* conn.c */
+int conn_open(struct cli *c, const struct sockaddr *sa, socklen_t salen);
+void conn_want_write(struct cli *c);
+void conn_close(struct cli *c);
+void conn_handshake_done(struct cli *c);
+int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, struct cli *c);
+void conn_free(struct cli *c);
 
 /* local.c: stream events and the raw-file callback of local connections */
 int local_on_open(struct cli *c, mux_stream *st, const struct frame_open *o);

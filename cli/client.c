@@ -1,14 +1,19 @@
 /*
  * client: the CLI side of the control WebSocket.
  *
- * Connect to each resolved address of the server in turn; on the first
- * ESTABLISHED send HELLO (with the name and reconnect token once we have
- * them); WELCOME brings the session online, ERROR ends the process with the
- * documented exit code (or retries, for transient refusals). When the
- * connection drops, every stream is reset (the edge does the same on its
- * side) and we reconnect after 0.5 s doubling to 30 s, with jitter.
- * Invariants as on the edge: writes only from WRITEABLE, one per callback;
- * messages reassembled with a bound.
+ * Connect to each resolved address of the server in turn (TLS when the URL
+ * is wss://); libwebsockets carries the connection as a raw socket and we
+ * speak WebSocket on it ourselves (common/wsframe.h: the library's client
+ * parses received bytes one at a time, which bounded uploads): send the
+ * upgrade request, check the 101, then send HELLO (with the name and
+ * reconnect token once we have them); WELCOME brings the session online,
+ * ERROR ends the process with the documented exit code (or retries, for
+ * transient refusals). When the connection drops, every stream is reset (the
+ * edge does the same on its side) and we reconnect after 0.5 s doubling to
+ * 30 s, with jitter. Liveness: a ping after 15 s without anything received,
+ * the connection is given up after 45 s of silence; the edge's pings are
+ * answered. Invariants: writes only from WRITEABLE, one write per callback
+ * (all pending frames batched into it); messages reassembled with a bound.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -22,15 +27,21 @@
 #include "ctl.h"
 #include "frame.h"
 #include "log.h"
+#include "wsframe.h"
 
 #define BACKOFF_MIN_MS 500
 #define BACKOFF_MAX_MS 30000
+#define PING_IDLE_MS 15000
+#define DEAD_IDLE_MS 45000
+
+static void want_write(struct cli *c)
+{
+    conn_want_write(c);
+}
 
 static void ops_want_write(void *ud)
 {
-    struct cli *c = ud;
-    if (c->ws)
-        lws_callback_on_writable(c->ws);
+    want_write(ud);
 }
 
 static int ops_on_open(void *ud, mux_stream *st, const struct frame_open *o)
@@ -111,32 +122,17 @@ static void connect_one(struct cli *c)
         snprintf(host, sizeof host, v6 ? "[%s]" : "%s", cfg->server_host);
     else
         snprintf(host, sizeof host, v6 ? "[%s]:%u" : "%s:%u", cfg->server_host, cfg->server_port);
-    struct lws_client_connect_info ci;
-    memset(&ci, 0, sizeof ci);
-    ci.context = c->ctx;
-    ci.vhost = c->vh;
-    ci.address = ip;
-    ci.port = (int)cfg->server_port;
-    ci.path = cfg->server_path;
-    ci.host = host;
-    ci.origin = host;
-    ci.protocol = WARREN_CLI_WS_PROTOCOL;
-    ci.local_protocol_name = WARREN_CLI_WS_PROTOCOL;
-    ci.ssl_connection = cfg->tls ? LCCSCF_USE_SSL : 0;
-    ci.retry_and_idle_policy = &c->retry;
-    ci.pwsi = &c->ws;
     c->state = C_CONNECTING;
     c->hello_sent = false;
+    snprintf(c->host_hdr, sizeof c->host_hdr, "%s", host);
     log_debug("connecting to %s (%s)", cfg->server_url, ip);
-    if (!lws_client_connect_via_info(&ci)) {
-        c->ws = NULL;
-        /* the connection error callback may or may not have run: try the next address */
-        if (c->state == C_CONNECTING) {
-            if (++c->server_idx < c->server_addrs.n)
-                connect_one(c);
-            else
-                schedule_retry(c, "could not connect to the server");
-        }
+    int r = conn_open(c, sa, c->server_addrs.len[c->server_idx]);
+    if (r < 0) {
+        /* not even started: try the next address, or wait and retry */
+        if (++c->server_idx < c->server_addrs.n)
+            connect_one(c);
+        else
+            schedule_retry(c, "could not connect to the server");
     }
 }
 
@@ -165,7 +161,7 @@ static int send_hello(struct cli *c)
     if (!c->ctl_out)
         return -1;
     c->state = C_HELLO;
-    lws_callback_on_writable(c->ws);
+    want_write(c);
     return 0;
 }
 
@@ -234,133 +230,207 @@ static void handle_control(struct cli *c, const char *p, size_t len)
     out_online(c);
 }
 
-static void handle_message(struct cli *c, const uint8_t *p, size_t len, bool binary)
+/* Give up on this connection: lws closes it and on_closed follows. */
+static void drop(struct cli *c, const char *why)
 {
-    if (c->stop)
-        return; /* stopping: streams are already reset, only the close is left */
-    if (!binary) {
-        handle_control(c, (const char *)p, len);
+    if (why && !c->conn.why[0])
+        snprintf(c->conn.why, sizeof c->conn.why, "%s", why);
+    conn_close(c);
+}
+
+/* Queue a close frame (code, reason); written before anything else. */
+static void send_close(struct cli *c, uint16_t code, const char *reason)
+{
+    if (c->close_queued)
         return;
+    size_t rl = strlen(reason);
+    if (rl > 120)
+        rl = 120;
+    c->close_payload[0] = (uint8_t)(code >> 8);
+    c->close_payload[1] = (uint8_t)code;
+    memcpy(c->close_payload + 2, reason, rl);
+    c->close_len = 2 + rl;
+    c->close_queued = true;
+    want_write(c);
+}
+
+static void protocol_error(struct cli *c, const char *why)
+{
+    log_warnx("protocol error from the server (%s): reconnecting", why);
+    send_close(c, WS_CLOSE_PROTOCOL, "protocol error");
+}
+
+static int on_message(void *ud, uint8_t opcode, const uint8_t *p, size_t len)
+{
+    struct cli *c = ud;
+    switch (opcode) {
+    case WS_PING:
+        memcpy(c->pong_payload, p, len);
+        c->pong_len = len;
+        c->pong_pending = true;
+        want_write(c);
+        return 0;
+    case WS_PONG:
+        return 0;
+    case WS_CLOSE: {
+        unsigned code = len >= 2 ? (unsigned)(p[0] << 8 | p[1]) : 1005;
+        log_debug("server closed the tunnel with code %u", code);
+        c->peer_closed = true;
+        if (c->close_sent)
+            drop(c, NULL); /* it answered ours: done */
+        else
+            send_close(c, len >= 2 ? (uint16_t)code : WS_CLOSE_NORMAL, "");
+        return 0;
     }
-    if (c->state != C_ONLINE || !c->mux || mux_input(c->mux, p, len) < 0) {
-        log_warnx("protocol error from the server: reconnecting");
-        lws_close_reason(c->ws, LWS_CLOSE_STATUS_PROTOCOL_ERR, NULL, 0);
-        lws_set_timeout(c->ws, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    case WS_TEXT:
+        if (!c->stop && !c->peer_closed)
+            handle_control(c, (const char *)p, len);
+        return 0;
+    default: /* WS_BINARY */
+        if (c->stop || c->peer_closed || c->close_queued)
+            return 0; /* stopping: streams are already reset, only the close is left */
+        if (c->state != C_ONLINE || !c->mux || mux_input(c->mux, p, len) < 0)
+            protocol_error(c, "bad frame");
+        return 0;
     }
 }
 
-static void on_receive(struct cli *c, struct lws *wsi, const uint8_t *in, size_t len)
+/* Bytes of the upgrade response; the rest after the head is WebSocket. */
+static void on_handshake_rx(struct cli *c, const uint8_t *in, size_t len)
 {
-    bool first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
-    bool binary = lws_frame_is_binary(wsi);
-    if (first && final && !c->rxmsg) {
-        handle_message(c, in, len, binary);
+    size_t before = c->hslen, room = WSHS_HEAD_MAX - c->hslen;
+    size_t take = len < room ? len : room;
+    memcpy(c->hsbuf + c->hslen, in, take);
+    c->hslen += take;
+    long end = wshs_head_end(c->hsbuf, c->hslen);
+    if (end == 0)
+        return;
+    char err[160];
+    int status = 0;
+    if (end < 0 || wshs_check_response(c->hsbuf, (size_t)end, c->hs_key, WARREN_CLI_WS_PROTOCOL,
+                                       &status, err, sizeof err) < 0) {
+        if (end < 0)
+            snprintf(err, sizeof err, "the server's handshake answer is too long");
+        log_warnx("%s", err);
+        drop(c, err);
         return;
     }
-    if (first)
-        c->rxlen = 0;
-    if (!c->rxmsg && !(c->rxmsg = malloc(FRAME_MAX_LEN)))
+    /* Whatever followed the head in this read is already WebSocket. */
+    size_t used = (size_t)end - before; /* bytes of this read that were head */
+    c->state = C_UPGRADED;
+    c->hslen = 0;
+    conn_handshake_done(c);
+    if (send_hello(c) < 0) {
+        drop(c, "out of memory");
         return;
-    if (c->rxlen + len > (binary ? FRAME_MAX_LEN : CTL_MAX_LEN)) {
+    }
+    if (len > used && wsparse_feed(c->wp, in + used, len - used, on_message, c) < 0)
+        protocol_error(c, "bad WebSocket framing");
+}
+
+static void on_rx(struct cli *c, const uint8_t *in, size_t len)
+{
+    c->last_rx_ms = cli_now_ms();
+    if (c->state == C_UPGRADING) {
+        on_handshake_rx(c, in, len);
+        return;
+    }
+    int r = wsparse_feed(c->wp, in, len, on_message, c);
+    if (r == -WS_CLOSE_TOO_BIG) {
         log_warnx("server sent an oversized message: reconnecting");
-        lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-        return;
-    }
-    memcpy(c->rxmsg + c->rxlen, in, len);
-    c->rxlen += len;
-    if (final) {
-        handle_message(c, c->rxmsg, c->rxlen, binary);
-        c->rxlen = 0;
+        send_close(c, WS_CLOSE_TOO_BIG, "message too large");
+    } else if (r < 0) {
+        protocol_error(c, "bad WebSocket framing");
     }
 }
 
-/*
- * Frame one binary WebSocket message ourselves: header (2-14 bytes) written
- * just before `payload`, payload masked in place with a fresh random key.
- * lws's client masks byte by byte and sends 4 KiB at a time; doing it here
- * and writing with LWS_WRITE_RAW costs about a tenth of that
- * (docs/benchmarks.md). Returns the start of the frame and its length.
- */
-#define WS_HDR_MAX 14
-
-static uint8_t *ws_client_frame(uint8_t *payload, size_t len, size_t *total)
+static size_t next_frame(void *ud, uint8_t *out, size_t cap)
 {
-    uint8_t key[4];
-    randombytes_buf(key, sizeof key);
-    size_t hl = 2 + (len < 126 ? 0 : len <= 0xffff ? 2 : 8) + 4;
-    uint8_t *h = payload - hl;
-    h[0] = 0x82; /* FIN, binary */
-    if (len < 126) {
-        h[1] = (uint8_t)(0x80 | len);
-    } else if (len <= 0xffff) {
-        h[1] = 0x80 | 126;
-        h[2] = (uint8_t)(len >> 8);
-        h[3] = (uint8_t)len;
-    } else {
-        h[1] = 0x80 | 127;
-        for (int i = 0; i < 8; i++)
-            h[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-    }
-    memcpy(h + hl - 4, key, 4);
-    uint64_t k8;
-    uint8_t k8b[8];
-    for (int i = 0; i < 8; i++)
-        k8b[i] = key[i & 3];
-    memcpy(&k8, k8b, 8);
-    size_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-        uint64_t w;
-        memcpy(&w, payload + i, 8);
-        w ^= k8;
-        memcpy(payload + i, &w, 8);
-    }
-    for (; i < len; i++)
-        payload[i] ^= key[i & 3];
-    *total = hl + len;
-    return h;
+    return mux_next_frame(ud, out, cap);
 }
 
-static int on_writeable(struct cli *c, struct lws *wsi)
+/* The next bytes to send: the handshake request, or every pending frame in
+ * order (control frames, the close, HELLO, then as many mux frames as fit). */
+size_t client_conn_fill(struct cli *c, uint8_t *out, size_t cap, bool *more)
 {
+    size_t pos = 0;
+    *more = false;
+    if (c->state == C_UPGRADING) {
+        if (c->hs_sent)
+            return 0;
+        c->hs_sent = true;
+        pos = wshs_request((char *)out, cap, c->cfg->server_path, c->host_hdr, c->hs_key,
+                           WARREN_CLI_WS_PROTOCOL);
+        if (!pos)
+            drop(c, "the server URL is too long");
+        return pos;
+    }
+    if (c->state < C_UPGRADED)
+        return 0;
+    if (c->pong_pending) {
+        pos +=
+            wsframe_build(out + pos, cap - pos, WS_PONG, c->pong_payload, c->pong_len, &c->masks);
+        c->pong_pending = false;
+    }
+    if (c->ping_due) {
+        pos += wsframe_build(out + pos, cap - pos, WS_PING, NULL, 0, &c->masks);
+        c->ping_due = false;
+    }
+    if (c->close_queued) {
+        if (!c->close_sent) {
+            pos += wsframe_build(out + pos, cap - pos, WS_CLOSE, c->close_payload, c->close_len,
+                                 &c->masks);
+            c->close_sent = true;
+        } else if (c->peer_closed) {
+            drop(c, NULL); /* both closes exchanged */
+        }
+        /* after our close is out: wait for the server's (or the stop deadline) */
+        *more = c->peer_closed;
+        return pos;
+    }
     if (c->ctl_out) {
         size_t n = strlen(c->ctl_out);
-        memcpy(c->txbuf + LWS_PRE, c->ctl_out, n);
+        pos +=
+            wsframe_build(out + pos, cap - pos, WS_TEXT, (const uint8_t *)c->ctl_out, n, &c->masks);
         sodium_memzero(c->ctl_out, n);
         free(c->ctl_out);
         c->ctl_out = NULL;
-        if (lws_write(wsi, c->txbuf + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
-            return -1;
-        lws_callback_on_writable(wsi);
-        return 0;
     }
-    if (c->stop) {
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_NORMAL, (unsigned char *)"bye", 3);
-        return -1;
+    if (c->mux && c->state == C_ONLINE && !c->stop) {
+        pos += wsframe_batch(out + pos, cap - pos, FRAME_MAX_LEN, &c->masks, next_frame, c->mux);
+        *more = mux_wants_write(c->mux);
     }
-    if (!c->mux || c->state != C_ONLINE)
-        return 0;
-    uint8_t *payload = c->txbuf + LWS_PRE + WS_HDR_MAX;
-    size_t n = mux_next_frame(c->mux, payload, FRAME_MAX_LEN);
-    if (n == 0)
-        return 0;
-    size_t total;
-    uint8_t *frame = ws_client_frame(payload, n, &total);
-    if (lws_write(wsi, frame, total, LWS_WRITE_RAW) < (int)total)
-        return -1;
-    if (mux_wants_write(c->mux))
-        lws_callback_on_writable(wsi);
-    return 0;
+    return pos;
+}
+
+/* Every 5 s: ping after 15 s of silence, give up after 45 s. */
+static void liveness_cb(lws_sorted_usec_list_t *sul)
+{
+    struct cli *c = lws_container_of(sul, struct cli, ping_sul);
+    if (c->conn.st != CONN_OPEN || c->state < C_UPGRADED)
+        return;
+    uint64_t idle = cli_now_ms() - c->last_rx_ms;
+    if (idle >= DEAD_IDLE_MS) {
+        char why[80];
+        snprintf(why, sizeof why, "no answer from the server for %u s", DEAD_IDLE_MS / 1000);
+        drop(c, why);
+        return;
+    }
+    if (idle >= PING_IDLE_MS) {
+        c->ping_due = true;
+        want_write(c);
+    }
+    lws_sul_schedule(c->ctx, 0, &c->ping_sul, liveness_cb, 5 * LWS_US_PER_SEC);
 }
 
 /* The connection is gone: reset streams, then reconnect or stop. */
 static void on_closed(struct cli *c, const char *why)
 {
-    c->ws = NULL;
+    lws_sul_cancel(&c->ping_sul);
     mux_free(c->mux); /* local connections learn RST_SESSION_GONE */
     c->mux = NULL;
-    free(c->rxmsg);
-    c->rxmsg = NULL;
-    c->rxlen = 0;
+    wsparse_free(c->wp);
+    c->wp = NULL;
     if (c->stop) {
         finish(c, c->exit_code);
         return;
@@ -370,49 +440,46 @@ static void on_closed(struct cli *c, const char *why)
     schedule_retry(c, why);
 }
 
-int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                    size_t len)
+void client_conn_up(struct cli *c)
 {
-    struct cli *c = lws_context_user(lws_get_context(wsi));
-    switch (reason) {
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
-        char why[200];
-        snprintf(why, sizeof why, "could not connect to %.80s: %.60s", c->cfg->server_url,
-                 in ? (const char *)in : "error");
-        c->ws = NULL;
-        if (c->stop) {
-            finish(c, c->exit_code);
-            return 0;
-        }
-        if (c->state == C_CONNECTING && ++c->server_idx < c->server_addrs.n) {
-            connect_one(c);
-            return 0;
-        }
+    if (c->stop) {
+        drop(c, NULL);
+        return;
+    }
+    c->state = C_UPGRADING;
+    c->hs_sent = false;
+    c->hslen = 0;
+    c->pong_pending = c->ping_due = false;
+    c->close_queued = c->close_sent = c->peer_closed = false;
+    c->last_rx_ms = cli_now_ms();
+    wshs_new_key(c->hs_key);
+    wsparse_free(c->wp);
+    c->wp = wsparse_new(false, FRAME_MAX_LEN);
+    if (!c->wp) {
+        drop(c, "out of memory");
+        return;
+    }
+    lws_sul_schedule(c->ctx, 0, &c->ping_sul, liveness_cb, 5 * LWS_US_PER_SEC);
+    want_write(c);
+}
+
+void client_conn_rx(struct cli *c, const uint8_t *p, size_t n)
+{
+    on_rx(c, p, n);
+}
+
+void client_conn_down(struct cli *c, bool was_open, const char *why)
+{
+    if (c->stop) {
         on_closed(c, why);
-        return 0;
+        return;
     }
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-        c->ws = wsi;
-        if (c->stop)
-            return -1;
-        return send_hello(c);
-    case LWS_CALLBACK_CLIENT_RECEIVE:
-        on_receive(c, wsi, in, len);
-        return 0;
-    case LWS_CALLBACK_CLIENT_WRITEABLE:
-        return on_writeable(c, wsi);
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (len >= 2) {
-            const uint8_t *b = in;
-            log_debug("server closed the tunnel with code %u", (unsigned)(b[0] << 8 | b[1]));
-        }
-        return 0;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-        on_closed(c, "the server closed the connection");
-        return 0;
-    default:
-        return 0;
+    /* never connected: the next address of the server, if there is one */
+    if (!was_open && c->state == C_CONNECTING && ++c->server_idx < c->server_addrs.n) {
+        connect_one(c);
+        return;
     }
+    on_closed(c, why);
 }
 
 static void stop_deadline(lws_sorted_usec_list_t *sul)
@@ -430,10 +497,11 @@ void client_stop(struct cli *c)
     lws_sul_cancel(&c->retry_sul);
     mux_free(c->mux); /* resets every stream; the close tells the edge the rest */
     c->mux = NULL;
-    if (c->ws) {
-        lws_callback_on_writable(c->ws);
+    if (c->conn.st == CONN_OPEN && c->state >= C_UPGRADED) {
+        send_close(c, WS_CLOSE_NORMAL, "bye");
         lws_sul_schedule(c->ctx, 0, &c->stop_sul, stop_deadline, 2 * LWS_US_PER_SEC);
     } else {
+        conn_close(c);
         finish(c, EXIT_OK);
     }
 }

@@ -197,6 +197,8 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return 0;
     if (o->kind == CLI_RAW_LOCAL)
         return local_callback(wsi, reason, (struct local *)o);
+    if (o->kind == CLI_RAW_SERVER)
+        return conn_callback(wsi, reason, c);
     if (reason == LWS_CALLBACK_RAW_RX_FILE) {
         unsigned char sigs[16];
         ssize_t n = read(c->sigpipe[0], sigs, sizeof sigs);
@@ -209,7 +211,6 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 }
 
 static const struct lws_protocols protocols[] = {
-    {WARREN_CLI_WS_PROTOCOL, client_callback, 0, FRAME_MAX_LEN + 1024, 0, NULL, FRAME_MAX_LEN + 64},
     {WARREN_CLI_RAW_PROTOCOL, raw_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -275,10 +276,9 @@ int main(int argc, char **argv)
         return EXIT_FATAL;
     }
     c.vh = lws_get_vhost_by_name(c.ctx, "default");
-    c.txbuf = malloc(LWS_PRE + 14 + FRAME_MAX_LEN);
-    c.retry.secs_since_valid_ping = 15;
-    c.retry.secs_since_valid_hangup = 45;
-    if (!c.vh || !c.txbuf || setup_signals(&c) < 0) {
+    c.txbuf = malloc(CLI_TXBUF);
+    c.rxbuf = malloc(CLI_RXBUF);
+    if (!c.vh || !c.txbuf || !c.rxbuf || setup_signals(&c) < 0) {
         fprintf(stderr, "tunnel: could not set up the event loop\n");
         lws_context_destroy(c.ctx);
         return EXIT_FATAL;
@@ -291,12 +291,17 @@ int main(int argc, char **argv)
             break;
     lws_sul_cancel(&c.retry_sul);
     lws_sul_cancel(&c.stop_sul);
+    lws_sul_cancel(&c.ping_sul);
+    lws_sul_cancel(&c.conn.deadline);
+    lwswake_cancel(&c.conn.wake);
     mux_free(c.mux);
     c.mux = NULL;
     lws_context_destroy(c.ctx);
     close(c.sigpipe[1]);
+    conn_free(&c);
     free(c.txbuf);
-    free(c.rxmsg);
+    free(c.rxbuf);
+    wsparse_free(c.wp);
     free(c.ctl_out);
     out_stopped(&c);
     sodium_memzero(&cfg, sizeof cfg);

@@ -5,7 +5,7 @@ set -euo pipefail
 build=(gcc meson ninja-build pkg-config
        libwebsockets-dev libssl-dev libc-ares-dev libsodium-dev libjansson-dev
        libhttp-parser-dev libsqlite3-dev)
-tests=(clang curl python3 python3-websockets python3-yaml python3-cryptography dnsmasq-base iproute2 procps wrk)
+tests=(clang curl openssl python3 python3-websockets python3-yaml python3-cryptography dnsmasq-base iproute2 procps wrk)
 pkgs=("${build[@]}")
 [ "${1:-}" = "--build-only" ] || pkgs+=("${tests[@]}")
 missing=()

@@ -220,7 +220,7 @@ struct edge *edge_new(const struct config *cfg)
     e->cfg = cfg;
     e->sigpipe[0] = e->sigpipe[1] = -1;
     e->reg = registry_new();
-    e->txbuf = malloc(LWS_PRE + FRAME_MAX_LEN);
+    e->txbuf = malloc(LWS_PRE + EDGE_TXBUF);
     if (!e->reg || !e->txbuf)
         goto fail;
     raise_nofile();

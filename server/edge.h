@@ -75,7 +75,7 @@ struct edge {
     unsigned nvisitors, nsessions;
     struct session *sessions; /* list of all control sessions */
     struct visitor *visitors; /* list of all public connections */
-    uint8_t *txbuf;           /* LWS_PRE + FRAME_MAX_LEN: one frame being written */
+    uint8_t *txbuf;           /* LWS_PRE + EDGE_TXBUF: the frames of one write */
     bool draining, stopping, closing_sessions;
     lws_sorted_usec_list_t drain_sul, sweep_sul;
     int sigpipe[2];
@@ -105,6 +105,8 @@ void edge_check_drained(struct edge *e);
 /* Monotonic seconds. */
 uint64_t edge_now_ms(void);
 
+/* Bytes of WebSocket frames one session write may carry (several mux frames). */
+#define EDGE_TXBUF (256 * 1024)
 #define WARREN_WS_PROTOCOL "warren-tunnel"
 #define WARREN_RAW_PROTOCOL "warren-raw"
 

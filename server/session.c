@@ -19,6 +19,7 @@
 #include "edge.h"
 #include "fleet.h"
 #include "log.h"
+#include "wsframe.h"
 #include "names.h"
 #include "registry.h"
 #include "session.h"
@@ -410,6 +411,11 @@ static void on_receive(struct session *s, struct lws *wsi, const uint8_t *in, si
     }
 }
 
+static size_t next_frame(void *mux_, uint8_t *out, size_t cap)
+{
+    return mux_next_frame(mux_, out, cap);
+}
+
 static int on_writeable(struct session *s, struct lws *wsi)
 {
     struct edge *e = s->e;
@@ -431,10 +437,12 @@ static int on_writeable(struct session *s, struct lws *wsi)
     }
     if (!s->mux)
         return 0;
-    size_t n = mux_next_frame(s->mux, e->txbuf + LWS_PRE, FRAME_MAX_LEN);
+    /* Several whole frames, framed here, in one write (wsframe.h). */
+    size_t n =
+        wsframe_batch(e->txbuf + LWS_PRE, EDGE_TXBUF, FRAME_MAX_LEN, NULL, next_frame, s->mux);
     if (n == 0)
         return 0;
-    if (lws_write(wsi, e->txbuf + LWS_PRE, n, LWS_WRITE_BINARY) < (int)n)
+    if (lws_write(wsi, e->txbuf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
         return -1;
     if (mux_wants_write(s->mux))
         lws_callback_on_writable(wsi);
