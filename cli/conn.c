@@ -344,6 +344,15 @@ int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, struct cli 
         lwswake_cancel(&k->wake);
         lws_sul_cancel(&k->deadline);
         bool was_open = k->st == CONN_OPEN;
+        if (k->st == CONN_TCP && !k->why[0]) {
+            /* lws closed it on POLLERR / POLLHUP before we saw it writable */
+            int err = 0;
+            socklen_t elen = sizeof err;
+            if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &elen) < 0 || !err)
+                err = ECONNREFUSED;
+            snprintf(k->why, sizeof k->why, "could not connect to %.80s: %s", c->cfg->server_url,
+                     strerror(err));
+        }
         if (k->ssl) {
             SSL_free(k->ssl);
             k->ssl = NULL;

@@ -4,6 +4,7 @@
  * final refusal, exit with the documented code.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -193,8 +194,14 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
 {
     struct raw_obj_cli *o = lws_get_opaque_user_data(wsi);
     struct cli *c = lws_context_user(lws_get_context(wsi));
-    if (!o)
+    /* lws calls this protocol for other reasons too, among them
+     * WSI_DESTROY after RAW_CLOSE_FILE, when o has been freed: only the raw
+     * file events may look at it, and after the close nothing does. */
+    if (!o || (reason != LWS_CALLBACK_RAW_RX_FILE && reason != LWS_CALLBACK_RAW_WRITEABLE_FILE &&
+               reason != LWS_CALLBACK_RAW_CLOSE_FILE))
         return 0;
+    if (reason == LWS_CALLBACK_RAW_CLOSE_FILE)
+        lws_set_opaque_user_data(wsi, NULL);
     if (o->kind == CLI_RAW_LOCAL)
         return local_callback(wsi, reason, (struct local *)o);
     if (o->kind == CLI_RAW_SERVER)
@@ -241,6 +248,11 @@ static int setup_signals(struct cli *c)
 
 int main(int argc, char **argv)
 {
+    /* Stream buffers come and go with every request: keep freed heap for
+     * reuse instead of returning it to the kernel each time (a brk() per
+     * request otherwise); at most a few MiB stay unused. */
+    mallopt(M_TRIM_THRESHOLD, 4 << 20);
+    mallopt(M_TOP_PAD, 1 << 20);
     static struct cli_config cfg;
     static struct cli c;
     /* Signals wait (blocked) until the loop can take them as events. */
@@ -269,7 +281,7 @@ int main(int argc, char **argv)
     info.user = &c;
     info.pt_serv_buf_size = 64 * 1024;
     info.fd_limit_per_thread = 4096;
-    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    info.options = 0; /* TLS is ours (conn.c): lws needs no SSL context */
     c.ctx = lws_create_context(&info);
     if (!c.ctx) {
         fprintf(stderr, "tunnel: could not create the event loop\n");

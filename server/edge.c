@@ -71,8 +71,13 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
                         size_t len)
 {
     struct raw_obj *o = lws_get_opaque_user_data(wsi);
-    if (!o)
+    /* lws also calls this protocol with WSI_DESTROY after RAW_CLOSE_FILE, when
+     * o has been freed: only raw-file events may look at it, none after the close. */
+    if (!o || (reason != LWS_CALLBACK_RAW_ADOPT_FILE && reason != LWS_CALLBACK_RAW_RX_FILE &&
+               reason != LWS_CALLBACK_RAW_WRITEABLE_FILE && reason != LWS_CALLBACK_RAW_CLOSE_FILE))
         return 0;
+    if (reason == LWS_CALLBACK_RAW_CLOSE_FILE)
+        lws_set_opaque_user_data(wsi, NULL);
     struct lws_vhost *vh = lws_get_vhost(wsi);
     switch (o->kind) {
     case RAW_LISTENER:
