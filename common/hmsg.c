@@ -20,7 +20,7 @@
  *  - no message consumes a byte of the next one: http-parser is paused in
  *    on_message_complete and a fresh parser frames each message;
  *  - every error is final (ST_ERROR is absorbing);
- *  - request errors carry the status to answer (400, 431, 501, 505);
+ *  - request errors carry the status to answer (400, 414, 431, 501, 505);
  *    response errors are always 502 (the edge answers the visitor);
  *  - nothing here allocates after hmsg_new, logs, or keeps global state.
  */
@@ -65,6 +65,7 @@ struct scan {
     int host, cl, te; /* field index, -1 if absent */
     uint64_t cl_value;
     bool conn_close, conn_keep_alive, conn_upgrade, has_upgrade;
+    bool conn_framing; /* Connection names Content-Length, Transfer-Encoding or Host */
     struct field f[HMSG_MAX_HEADERS_LIMIT];
 };
 
@@ -347,6 +348,9 @@ static void connection_tokens(struct scan *sc, const uint8_t *v, size_t len)
             sc->conn_keep_alive = true;
         else if (ci_eq(v + t, e - t, "upgrade"))
             sc->conn_upgrade = true;
+        else if (ci_eq(v + t, e - t, "content-length") ||
+                 ci_eq(v + t, e - t, "transfer-encoding") || ci_eq(v + t, e - t, "host"))
+            sc->conn_framing = true;
     }
 }
 
@@ -519,7 +523,11 @@ static enum scan_result scan_head(hmsg *m, const uint8_t *p, size_t n)
         sc->pos = i + 1;
     }
     if (n > m->lim.max_head) {
-        fail(m, 431, "head too large");
+        /* still in the request line, past the method: the target is too long */
+        if (req && !sc->started && memchr(p + sc->line, ' ', limit - sc->line))
+            fail(m, 414, "request target too long");
+        else
+            fail(m, 431, "head too large");
         return SCAN_ERR;
     }
     return SCAN_MORE;
@@ -537,6 +545,7 @@ static void scan_reset(hmsg *m)
     sc->host = sc->cl = sc->te = -1;
     sc->cl_value = 0;
     sc->conn_close = sc->conn_keep_alive = sc->conn_upgrade = sc->has_upgrade = false;
+    sc->conn_framing = false;
 }
 
 /* ---- http-parser --------------------------------------------------------- */
@@ -606,6 +615,10 @@ static int finish_request_head(hmsg *m, const uint8_t *p)
     struct scan *sc = &m->sc;
     if (sc->minor == 1 && sc->host < 0)
         return fail_scan(m, 400, "missing Host");
+    /* a proxy behind us that drops the fields Connection names would drop the
+     * very field that frames or routes this request */
+    if (sc->conn_framing)
+        return fail_scan(m, 400, "Connection names a framing header");
     if (sc->form == TF_ABSOLUTE && sc->host >= 0) {
         struct span a = sc->authority, h = sc->f[sc->host].value;
         bool same = a.len == h.len;
@@ -1180,9 +1193,9 @@ static void put_slice(struct wr *w, struct hslice s)
     put(w, s.p, s.len);
 }
 
-static void put_uint(struct wr *w, unsigned v)
+static void put_uint(struct wr *w, uint64_t v)
 {
-    char d[12];
+    char d[24];
     size_t i = sizeof d;
     do {
         d[--i] = (char)('0' + v % 10);
@@ -1201,14 +1214,29 @@ static bool visible(const char *s)
     return true;
 }
 
+/* Case-insensitive comparison of a field name (or its first strlen(s) bytes
+ * when prefix) with a lowercase name, '_' read as '-': CGI-style servers
+ * (WSGI, Rack, PHP) map both spellings to the same variable. */
+static bool alias_eq(const uint8_t *p, size_t len, const char *s, bool prefix)
+{
+    size_t sl = strlen(s);
+    if (prefix ? len < sl : len != sl)
+        return false;
+    for (size_t i = 0; i < sl; i++)
+        if ((p[i] == '_' ? '-' : lower(p[i])) != (uint8_t)s[i])
+            return false;
+    return true;
+}
+
 /* Headers that claim a client address or the original request: only the
- * edge may say these, so the visitor's own are dropped. */
+ * edge may say these, so the visitor's own are dropped, in either spelling
+ * ("X_Forwarded_For" would reach a WSGI app as HTTP_X_FORWARDED_FOR). */
 static bool dropped_header(struct hslice n)
 {
     const uint8_t *p = (const uint8_t *)n.p;
-    return ci_prefix(p, n.len, "x-forwarded-") || ci_eq(p, n.len, "forwarded") ||
-           ci_eq(p, n.len, "x-real-ip") || ci_eq(p, n.len, "true-client-ip") ||
-           ci_eq(p, n.len, "x-client-ip");
+    return alias_eq(p, n.len, "x-forwarded-", true) || alias_eq(p, n.len, "forwarded", false) ||
+           alias_eq(p, n.len, "x-real-ip", false) || alias_eq(p, n.len, "true-client-ip", false) ||
+           alias_eq(p, n.len, "x-client-ip", false);
 }
 
 ssize_t hmsg_rewrite_request(const struct hmsg_head *h, const struct hmsg_forward *fw, uint8_t *out,
@@ -1231,8 +1259,22 @@ ssize_t hmsg_rewrite_request(const struct hmsg_head *h, const struct hmsg_forwar
     put_uint(&w, h->http_minor);
     puts_(&w, "\r\n");
     for (unsigned i = 0; i < h->nheaders && i < HMSG_MAX_HEADERS_LIMIT; i++) {
-        if (dropped_header(h->headers[i].name))
+        const struct hslice *n = &h->headers[i].name;
+        if (dropped_header(*n))
             continue;
+        /* the framing fields in one canonical spelling: an application that
+         * compares "chunked" case-sensitively, or reads "007" as octal,
+         * frames the body exactly as the edge did */
+        if (h->chunked && ci_eq((const uint8_t *)n->p, n->len, "transfer-encoding")) {
+            puts_(&w, "Transfer-Encoding: chunked\r\n");
+            continue;
+        }
+        if (h->has_length && ci_eq((const uint8_t *)n->p, n->len, "content-length")) {
+            puts_(&w, "Content-Length: ");
+            put_uint(&w, h->content_length);
+            puts_(&w, "\r\n");
+            continue;
+        }
         put_slice(&w, h->headers[i].name);
         puts_(&w, ": ");
         put_slice(&w, h->headers[i].value);

@@ -13,8 +13,10 @@
  * CR, obs-fold, control bytes, header names that are not tokens, duplicate
  * Host or Content-Length, Content-Length with Transfer-Encoding, a
  * Transfer-Encoding other than "chunked", TE in HTTP/1.0, an invalid
- * Content-Length, a missing Host in HTTP/1.1: 400. Head over max_head bytes
- * or over max_headers fields: 431. Version other than 1.0 / 1.1: 505.
+ * Content-Length, a missing Host in HTTP/1.1, a Connection header naming
+ * Content-Length, Transfer-Encoding or Host: 400. Head over max_head bytes
+ * or over max_headers fields: 431 (414 while still in the request line, past
+ * the method). Version other than 1.0 / 1.1: 505.
  * Body framing uses http_parser_execute (chunk sizes, extensions, trailers).
  *
  * Usage (request side):
@@ -31,7 +33,7 @@
  *     HMSG_END:       used >= 0 bytes end the current message (the last body
  *                     bytes, possibly 0); the next feed starts a new message.
  *     HMSG_ERROR:     hmsg_error_status(m) is the HTTP status to answer
- *                     (requests: 400, 431, 501, 505; responses: always 502),
+ *                     (requests: 400, 414, 431, 501, 505; responses: 502),
  *                     hmsg_error_reason(m) a short text.
  *   After HMSG_HEAD the caller keeps feeding until HMSG_END, even for messages
  *   without a body (that feed returns HMSG_END with used == 0, and may be
@@ -133,7 +135,8 @@ struct hmsg_forward {
 
 /* Write the request head to forward: request line (absolute-form target turned
  * into origin-form), every header except X-Forwarded-* and Forwarded sent by
- * the visitor (as "Name: value"), Host: <authority> if an HTTP/1.0
+ * the visitor (as "Name: value"; Transfer-Encoding and Content-Length in one
+ * canonical form, "chunked" and plain decimal), Host: <authority> if an HTTP/1.0
  * absolute-form request had no Host, then X-Forwarded-For: client_ip,
  * X-Forwarded-Proto: proto, X-Forwarded-Host: <Host as sent> (omitted when
  * there is none), then CRLF. Returns the length, -ENOSPC when cap is too

@@ -18,6 +18,8 @@ const char *errpage_reason(unsigned status)
         return "Method Not Allowed";
     case 408:
         return "Request Timeout";
+    case 414:
+        return "URI Too Long";
     case 421:
         return "Misdirected Request";
     case 426:
@@ -26,6 +28,8 @@ const char *errpage_reason(unsigned status)
         return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 502:
         return "Bad Gateway";
     case 503:

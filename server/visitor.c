@@ -89,6 +89,9 @@ struct visitor {
     struct fleet_wait *wait; /* fleet lookup in flight (V_LOOKUP) */
     size_t head_used;        /* bytes of the head waiting in `in` during V_LOOKUP */
     bool via_peer;           /* the stream goes to another edge */
+    char req_summary[48];    /* "GET HTTP/1.1 body=none": the request being forwarded */
+    bool req_keep_alive;     /* ... and whether the connection may carry another */
+    bool last_request;       /* a request without keep-alive went out: input is ignored */
 };
 
 /* WRITEABLE on request, also from inside the WRITEABLE callback (lwswake.h). */
@@ -193,7 +196,8 @@ static void respond(struct visitor *v, unsigned status, const char *detail)
     }
     log_info("visitor=%s tunnel=%s answered %u: %s", v->peer, v->name[0] ? v->name : "-", status,
              detail);
-    lws_sul_cancel(&v->rsul);
+    if (v->pending == 0)
+        lws_sul_cancel(&v->rsul); /* else a 504 may still replace this answer */
     set_reading(v);
     want_write(v);
 }
@@ -211,11 +215,27 @@ static void resp_on_head(void *ud, const struct hmsg_head *h)
 {
     struct visitor *v = ud;
     v->resp_status = h->status;
-    if (h->status == 101) {
-        /* after a 101 neither direction is HTTP any more: a raw pipe */
-        v->state = V_RAW;
-        log_debug("visitor=%s tunnel=%s upgraded: raw pipe", v->peer, v->name);
+    if (h->status != 101)
+        return;
+    if (v->pending == 0 || !(v->upgrade_fifo & 1) || v->state == V_ERROR || v->state == V_LINGER) {
+        /* a 101 nobody asked for must not turn the connection into a pipe:
+         * later bytes of the visitor (maybe a request for another tunnel)
+         * would reach this application unframed */
+        log_info("visitor=%s tunnel=%s the local service switched protocols without an upgrade "
+                 "request; closing",
+                 v->peer, v->name);
+        hobs_set_raw(v->resp);
+        free(v->out);
+        v->out = NULL;
+        v->pending = 0;
+        v->in_len = 0;
+        if (v->state != V_LINGER)
+            v->state = V_ERROR;
+        return;
     }
+    /* after a 101 neither direction is HTTP any more: a raw pipe */
+    v->state = V_RAW;
+    log_debug("visitor=%s tunnel=%s upgraded: raw pipe", v->peer, v->name);
 }
 
 static void resp_on_end(void *ud)
@@ -243,8 +263,15 @@ static const struct hobs_ops resp_ops = {resp_on_head, resp_on_end};
 static void response_timeout(lws_sorted_usec_list_t *sul)
 {
     struct visitor *v = lws_container_of(sul, struct visitor, rsul);
-    if (v->pending > 0 && resp_bytes(v) == 0 && v->state != V_ERROR && v->state != V_LINGER) {
+    if (v->pending > 0 && resp_bytes(v) == 0 && v->state != V_LINGER) {
         char msg[200];
+        if (v->state == V_ERROR) {
+            /* the edge's own answer waited behind this response: the 504
+             * answers the request that timed out and replaces it */
+            free(v->out);
+            v->out = NULL;
+            v->state = V_HEAD;
+        }
         snprintf(msg, sizeof msg, "the local service of tunnel \"%s\" did not answer within %u s",
                  v->name, v->e->cfg->response_timeout);
         release_stream(v, RST_TIMEOUT);
@@ -576,7 +603,34 @@ static enum route finish_head(struct visitor *v, const struct hmsg_head *h)
     request_started(v, h);
     v->nrequests++;
     v->e->stats.requests++;
+    /* for the access log line written when the request has gone out whole
+     * (never the target: its query string may hold a visitor's secret) */
+    snprintf(v->req_summary, sizeof v->req_summary, "%.*s HTTP/%u.%u body=%s",
+             (int)(h->method.len > 16 ? 16 : h->method.len), h->method.p, h->http_major,
+             h->http_minor,
+             h->chunked      ? "chunked"
+             : h->has_length ? "length"
+                             : "none");
+    v->req_keep_alive = h->keep_alive;
     return ROUTE_FORWARD;
+}
+
+/* A framing error inside a request body: the request is cut where the error
+ * is. Earlier requests on the connection went out whole, so their responses
+ * are still relayed before the edge's answer; the stream is reset after it.
+ * With no earlier request outstanding, the stream is reset at once. */
+static void body_error(struct visitor *v)
+{
+    unsigned status = hmsg_error_status(v->req);
+    const char *reason = hmsg_error_reason(v->req);
+    if (v->pending > 1) {
+        v->pending--; /* the cut request gets the edge's answer, not the application's */
+        v->in_len = 0;
+        respond(v, status, reason);
+        return;
+    }
+    release_stream(v, RST_PROTOCOL);
+    respond_now(v, status, reason);
 }
 
 /* Move what can be moved from `in` to the stream; returns false when the
@@ -587,6 +641,10 @@ static bool process_in(struct visitor *v)
         size_t used = 0;
         enum hmsg_event ev;
         if (v->state == V_HEAD) {
+            if (v->last_request) {
+                v->in_len = 0; /* RFC 9112 9.6: nothing after it is a request */
+                return true;
+            }
             if (v->in_len == 0 || v->pending >= MAX_PENDING)
                 return true;
             if (v->st && buf_room(mux_stream_tx(v->st)) < HEAD_ROOM)
@@ -595,7 +653,8 @@ static bool process_in(struct visitor *v)
             if (ev == HMSG_NEED_MORE)
                 return true;
             if (ev == HMSG_ERROR) {
-                respond_now(v, hmsg_error_status(v->req), hmsg_error_reason(v->req));
+                /* earlier requests went out whole: their responses come first */
+                respond(v, hmsg_error_status(v->req), hmsg_error_reason(v->req));
                 return true;
             }
             const struct hmsg_head *h = hmsg_head(v->req);
@@ -623,8 +682,7 @@ static bool process_in(struct visitor *v)
             size_t n = v->in_len < buf_room(tx) ? v->in_len : buf_room(tx);
             ev = hmsg_feed(v->req, v->in, n, &used);
             if (ev == HMSG_ERROR) {
-                release_stream(v, RST_PROTOCOL);
-                respond_now(v, hmsg_error_status(v->req), hmsg_error_reason(v->req));
+                body_error(v);
                 return true;
             }
             if (used) {
@@ -633,8 +691,14 @@ static bool process_in(struct visitor *v)
                 mux_stream_tx_kick(v->st);
             }
             if (ev == HMSG_END) {
+                log_debug("visitor=%s tunnel=%s stream=%u request=%u forwarded: %s", v->peer,
+                          v->name, mux_stream_id(v->st), v->nrequests, v->req_summary);
                 if (v->state == V_BODY) /* not already raw after an early 101 */
                     v->state = hmsg_head(v->req)->upgrade ? V_UPGRADE : V_HEAD;
+                if (!v->req_keep_alive) {
+                    v->last_request = true;
+                    want_write(v); /* close once its response is written */
+                }
                 v->head_start = edge_now_ms();
                 continue;
             }
@@ -659,6 +723,15 @@ static void on_read_eof(struct visitor *v)
 {
     v->read_eof = true;
     if (v->state == V_LINGER) {
+        kill_later(v);
+        return;
+    }
+    if (v->state == V_BODY && v->in_len == 0) {
+        /* the request was cut: the application must not take it for a whole one */
+        log_debug("visitor=%s tunnel=%s closed in the middle of a request body", v->peer, v->name);
+        release_stream(v, RST_CANCEL);
+        v->state = V_ERROR; /* nothing more is forwarded or answered */
+        v->pending = 0;
         kill_later(v);
         return;
     }
@@ -822,6 +895,10 @@ static int on_writeable(struct visitor *v)
     }
     if (v->state == V_ERROR && !v->out && v->pending == 0) {
         linger(v);
+        return 0;
+    }
+    if (v->last_request && v->state == V_HEAD && v->pending == 0) {
+        linger(v); /* its response is written: nothing else is served here */
         return 0;
     }
     if (v->st && mux_stream_rx_done(v->st)) {

@@ -195,7 +195,7 @@ static uint64_t run(const uint8_t *data, size_t len, const struct hmsg_limits *l
             if (ev == HMSG_ERROR) {
                 unsigned st = hmsg_error_status(m);
                 if (FUZZ_HMSG_KIND == HMSG_REQUEST)
-                    REQUIRE(st == 400 || st == 431 || st == 501 || st == 505);
+                    REQUIRE(st == 400 || st == 414 || st == 431 || st == 501 || st == 505);
                 else
                     REQUIRE(st == 502);
                 REQUIRE(hmsg_error_reason(m)[0] != '\0');

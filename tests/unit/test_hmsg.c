@@ -210,6 +210,8 @@ static const struct vec vecs[] = {
     {"Host IPv6 literal", "GET / HTTP/1.1\r\nHost: [2001:db8::1]:80\r\n\r\n", 0, 0},
     {"value with HT and obs-text", "GET / HTTP/1.1\r\n" H "X-A: a\tb \xc3\xa9\r\n\r\n", 0, 0},
     {"empty value", "GET / HTTP/1.1\r\n" H "X-E:\r\n\r\n", 0, 0},
+    {"Connection with other tokens",
+     "GET / HTTP/1.1\r\n" H "Connection: keep-alive, x-host\r\n\r\n", 0, 0},
 
     /* CL + TE */
     {"CL then TE",
@@ -245,6 +247,16 @@ static const struct vec vecs[] = {
      400},
     {"TE underscore alias", "POST / HTTP/1.1\r\n" H "Transfer_Encoding: chunked\r\n\r\n", 0, 400},
     {"TE obs-folded", "POST / HTTP/1.1\r\n" H "Transfer-Encoding:\r\n chunked\r\n\r\n", 0, 400},
+    /* Connection naming a framing field: a proxy behind the edge would drop it */
+    {"Connection names Content-Length",
+     "POST / HTTP/1.1\r\n" H "Connection: keep-alive, Content-Length\r\nContent-Length: 5\r\n\r\n"
+     "hello",
+     0, 400},
+    {"Connection names Transfer-Encoding",
+     "POST / HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n"
+     "0\r\n\r\n",
+     0, 400},
+    {"Connection names Host", "GET / HTTP/1.1\r\n" H "Connection: HOST\r\n\r\n", 0, 400},
     /* Content-Length */
     {"duplicate CL equal",
      "POST / HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 0, 400},
@@ -555,6 +567,31 @@ static void test_limits(void)
     m = hmsg_new(HMSG_REQUEST, &small);
     CHECK_EQ(hmsg_feed(m, (const uint8_t *)buf, 200, &used), HMSG_ERROR);
     CHECK_EQ(hmsg_error_status(m), 431);
+    hmsg_free(m);
+
+    /* still in the request line past the method: 414, however it arrives;
+     * no space yet (a method over the limit): 431 */
+    memset(buf, 'a', sizeof buf);
+    memcpy(buf, "GET /", 5);
+    m = hmsg_new(HMSG_REQUEST, &small);
+    CHECK_EQ(hmsg_feed(m, (const uint8_t *)buf, 200, &used), HMSG_ERROR);
+    CHECK_EQ(hmsg_error_status(m), 414);
+    hmsg_free(m);
+    m = hmsg_new(HMSG_REQUEST, &small);
+    for (k = 1, ev = HMSG_NEED_MORE; k <= 200 && ev == HMSG_NEED_MORE; k++)
+        ev = hmsg_feed(m, (const uint8_t *)buf, k, &used);
+    CHECK_EQ(k - 1, 65);
+    CHECK_EQ(hmsg_error_status(m), 414);
+    hmsg_free(m);
+    m = hmsg_new(HMSG_REQUEST, &small);
+    CHECK_EQ(hmsg_feed(m, (const uint8_t *)buf + 5, 100, &used), HMSG_ERROR);
+    CHECK_EQ(hmsg_error_status(m), 431);
+    hmsg_free(m);
+    /* after empty lines too */
+    memcpy(buf, "\r\n\r\nGET /", 9);
+    m = hmsg_new(HMSG_REQUEST, &small);
+    CHECK_EQ(hmsg_feed(m, (const uint8_t *)buf, 200, &used), HMSG_ERROR);
+    CHECK_EQ(hmsg_error_status(m), 414);
     hmsg_free(m);
 
     /* header count: 3 fine, 4 is 431 */
@@ -900,6 +937,35 @@ static void test_rewrite(void)
     n = hmsg_rewrite_request(h, &(struct hmsg_forward){"2001:db8::1", "https"}, out, sizeof out);
     CHECK_EQ(n, (ssize_t)strlen(want));
     CHECK(n > 0 && memcmp(out, want, (size_t)n) == 0);
+    hmsg_free(m);
+
+    /* framing fields in canonical form; underscore spellings of the dropped
+     * fields are dropped too (a WSGI app reads X_Forwarded_For as
+     * HTTP_X_FORWARDED_FOR); names that only look alike stay */
+    h = parse_one(&m, "POST /u HTTP/1.1\r\nHost: a\r\ntransfer-encoding:\tCHUNKED \r\n"
+                      "X_Forwarded_For: 6.6.6.6\r\nX-Forwarded_Host: evil\r\nx_real_ip: 6\r\n"
+                      "True_Client_IP: 6\r\nX_Client_Ip: 6\r\nForwarded: x\r\nX-Forwarded: y\r\n"
+                      "XForwarded-For: z\r\n\r\n");
+    CHECK(h != NULL);
+    want = "POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX-Forwarded: y\r\n"
+           "XForwarded-For: z\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: http\r\n"
+           "X-Forwarded-Host: a\r\n\r\n";
+    n = hmsg_rewrite_request(h, &(struct hmsg_forward){"1.2.3.4", "http"}, out, sizeof out);
+    CHECK_EQ(n, (ssize_t)strlen(want));
+    CHECK(n > 0 && memcmp(out, want, (size_t)n) == 0);
+    hmsg_free(m);
+    h = parse_one(&m, "PUT /u HTTP/1.1\r\nHost: a\r\ncontent-length: 007\r\n\r\n");
+    CHECK(h != NULL);
+    want = "PUT /u HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\nX-Forwarded-For: 1.2.3.4\r\n"
+           "X-Forwarded-Proto: http\r\nX-Forwarded-Host: a\r\n\r\n";
+    n = hmsg_rewrite_request(h, &(struct hmsg_forward){"1.2.3.4", "http"}, out, sizeof out);
+    CHECK_EQ(n, (ssize_t)strlen(want));
+    CHECK(n > 0 && memcmp(out, want, (size_t)n) == 0);
+    hmsg_free(m);
+    h = parse_one(&m, "PUT /u HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999999\r\n\r\n");
+    CHECK(h != NULL);
+    n = hmsg_rewrite_request(h, &(struct hmsg_forward){"1.2.3.4", "http"}, out, sizeof out);
+    CHECK(n > 0 && memmem(out, (size_t)n, "Content-Length: 999999999999999999\r\n", 36) != NULL);
     hmsg_free(m);
 
     /* origin-form 1.0 without Host: no X-Forwarded-Host; asterisk stays */
