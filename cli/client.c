@@ -459,6 +459,7 @@ void client_conn_up(struct cli *c)
         drop(c, "out of memory");
         return;
     }
+    wsparse_keep_buffer(c->wp, true); /* one connection, often busy */
     lws_sul_schedule(c->ctx, 0, &c->ping_sul, liveness_cb, 5 * LWS_US_PER_SEC);
     want_write(c);
 }

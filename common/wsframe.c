@@ -139,6 +139,7 @@ struct wsparse {
     uint8_t msg_opcode; /* 0: no fragmented message in progress */
     uint8_t *msg;
     size_t msglen;
+    bool keep_buffer; /* keep msg allocated between messages */
 };
 
 wsparse *wsparse_new(bool expect_masked, size_t max_message)
@@ -258,15 +259,22 @@ static int end_frame(wsparse *w, wsparse_msg_fn on_msg, void *ud)
     w->msg_opcode = 0;
     size_t n = w->msglen;
     w->msglen = 0;
-    return on_msg(ud, op, w->msg, n);
+    int r = on_msg(ud, op, w->msg, n);
+    if (!w->keep_buffer) {
+        free(w->msg); /* an idle connection holds no reassembly buffer */
+        w->msg = NULL;
+    }
+    return r;
 }
 
-int wsparse_feed(wsparse *w, const uint8_t *p, size_t len, wsparse_msg_fn on_msg, void *ud)
+static int feed(wsparse *w, const uint8_t *cp, uint8_t *mp, size_t len, wsparse_msg_fn on_msg,
+                void *ud)
 {
+    const uint8_t *p = cp ? cp : mp;
     while (len > 0) {
         if (!w->in_frame) {
             /* Fast path: a whole unmasked, unfragmented data frame in the input. */
-            if (w->hlen == 0 && !w->expect_masked && len >= 2 && !w->msg_opcode) {
+            if (w->hlen == 0 && (!w->expect_masked || mp) && len >= 2 && !w->msg_opcode) {
                 size_t need = header_need(p);
                 if (len >= need) {
                     memcpy(w->hdr, p, need);
@@ -277,6 +285,8 @@ int wsparse_feed(wsparse *w, const uint8_t *p, size_t len, wsparse_msg_fn on_msg
                         len - need >= w->remaining) {
                         size_t n = (size_t)w->remaining;
                         w->in_frame = false;
+                        if (w->masked) /* in place: the caller's buffer is ours to change */
+                            mask_phase(mp + (p - mp) + need, n, w->key, 0);
                         r = on_msg(ud, w->opcode, p + need, n);
                         if (r)
                             return r;
@@ -329,6 +339,21 @@ int wsparse_feed(wsparse *w, const uint8_t *p, size_t len, wsparse_msg_fn on_msg
     return 0;
 }
 
+int wsparse_feed(wsparse *w, const uint8_t *p, size_t len, wsparse_msg_fn on_msg, void *ud)
+{
+    return feed(w, p, NULL, len, on_msg, ud);
+}
+
+int wsparse_feed_inplace(wsparse *w, uint8_t *p, size_t len, wsparse_msg_fn on_msg, void *ud)
+{
+    return feed(w, NULL, p, len, on_msg, ud);
+}
+
+void wsparse_keep_buffer(wsparse *w, bool keep)
+{
+    w->keep_buffer = keep;
+}
+
 /* --- opening handshake --- */
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -363,6 +388,20 @@ long wshs_head_end(const uint8_t *p, size_t len)
         if (p[i] == '\r' && p[i + 1] == '\n' && p[i + 2] == '\r' && p[i + 3] == '\n')
             return (long)(i + 4);
     return len >= WSHS_HEAD_MAX ? -EMSGSIZE : 0;
+}
+
+int wshs_accept(const char *key, size_t klen, char out[29])
+{
+    char text[64 + sizeof WS_GUID];
+    uint8_t digest[20];
+    if (klen == 0 || klen > 64)
+        return -EINVAL;
+    memcpy(text, key, klen);
+    memcpy(text + klen, WS_GUID, sizeof WS_GUID - 1);
+    if (!EVP_Digest(text, klen + sizeof WS_GUID - 1, digest, NULL, EVP_sha1(), NULL))
+        return -EINVAL;
+    sodium_bin2base64(out, 29, digest, sizeof digest, sodium_base64_VARIANT_ORIGINAL);
+    return 0;
 }
 
 static bool ieq(const uint8_t *a, size_t n, const char *b)
@@ -402,6 +441,11 @@ static bool list_has(const uint8_t *v, size_t n, const char *t)
     return false;
 }
 
+bool wshs_list_has(const char *v, size_t n, const char *t)
+{
+    return list_has((const uint8_t *)v, n, t);
+}
+
 int wshs_check_response(const uint8_t *p, size_t len, const char *key, const char *protocol,
                         int *status, char *err, size_t errcap)
 {
@@ -430,14 +474,11 @@ int wshs_check_response(const uint8_t *p, size_t len, const char *key, const cha
                  *status, reason);
         return -EPROTO;
     }
-    uint8_t digest[20];
-    char want[64], text[128];
-    snprintf(text, sizeof text, "%s" WS_GUID, key);
-    if (!EVP_Digest(text, strlen(text), digest, NULL, EVP_sha1(), NULL)) {
+    char want[29];
+    if (wshs_accept(key, strlen(key), want) < 0) {
         snprintf(err, errcap, "SHA-1 unavailable");
         return -EPROTO;
     }
-    sodium_bin2base64(want, sizeof want, digest, sizeof digest, sodium_base64_VARIANT_ORIGINAL);
     bool upgrade = false, connection = false, accept = false, proto_ok = true;
     size_t i = eol + 2;
     while (i + 1 < len && !(p[i] == '\r' && p[i + 1] == '\n')) {

@@ -17,7 +17,8 @@
  * masking in the wrong direction, fragmented or oversized control frames,
  * non-minimal lengths, interleaving errors and messages above the configured
  * maximum are errors with the close code to send; it never needs a NUL and
- * allocates at most one reassembly buffer of the configured maximum.
+ * allocates at most one reassembly buffer of the configured maximum, only
+ * while a message is incomplete (unless told to keep it).
  */
 #ifndef WARREN_WSFRAME_H
 #define WARREN_WSFRAME_H
@@ -94,9 +95,15 @@ void wsparse_free(wsparse *w);
  * were consumed; a negative WebSocket close code (-WS_CLOSE_PROTOCOL,
  * -WS_CLOSE_TOO_BIG) on a violation (the stream is then unusable); or what
  * on_msg returned when it stopped the parse. The reassembly buffer is freed
- * as soon as a fragmented message is complete.
+ * as soon as a message that needed it is complete (see wsparse_keep_buffer).
  */
 int wsparse_feed(wsparse *w, const uint8_t *p, size_t len, wsparse_msg_fn on_msg, void *ud);
+/* The same, allowed to unmask p in place, so that masked frames that arrive
+ * whole are delivered without a copy too. */
+int wsparse_feed_inplace(wsparse *w, uint8_t *p, size_t len, wsparse_msg_fn on_msg, void *ud);
+/* Keep the reassembly buffer between messages (one busy connection) instead
+ * of freeing it after each reassembled message (many idle ones). */
+void wsparse_keep_buffer(wsparse *w, bool keep);
 
 /* --- The opening handshake, client side (RFC 6455 section 4.1) --- */
 
@@ -110,6 +117,14 @@ void wshs_new_key(char key[WSHS_KEY_LEN + 1]);
  * host is the Host header value (with the port when not the default). */
 size_t wshs_request(char *out, size_t cap, const char *path, const char *host, const char *key,
                     const char *protocol);
+
+/* The Sec-WebSocket-Accept value for a client's key: base64(SHA-1(key GUID)),
+ * NUL-terminated in out (>= 29 bytes). 0, or -EINVAL for an empty or
+ * oversized key. */
+int wshs_accept(const char *key, size_t klen, char out[29]);
+
+/* Does the comma-separated header value v[0..n) list token t (any case)? */
+bool wshs_list_has(const char *v, size_t n, const char *t);
 
 /*
  * Look for the end of the response head in p[0..len). Returns the head's

@@ -92,13 +92,13 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return peers_callback(wsi, reason, o);
     case RAW_PEER:
         return peerlink_callback(wsi, reason, o);
+    case RAW_SESSION:
+        return session_raw_callback(wsi, reason, (struct session *)o);
     }
     return 0;
 }
 
 static const struct lws_protocols protocols[] = {
-    {WARREN_WS_PROTOCOL, session_callback, sizeof(void *), FRAME_MAX_LEN + 1024, 0, NULL,
-     FRAME_MAX_LEN + 64},
     {WARREN_RAW_PROTOCOL, raw_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
@@ -225,8 +225,9 @@ struct edge *edge_new(const struct config *cfg)
     e->cfg = cfg;
     e->sigpipe[0] = e->sigpipe[1] = -1;
     e->reg = registry_new();
-    e->txbuf = malloc(LWS_PRE + EDGE_TXBUF);
-    if (!e->reg || !e->txbuf)
+    e->txbuf = malloc(EDGE_TXBUF);
+    e->rxbuf = malloc(EDGE_RXBUF);
+    if (!e->reg || !e->txbuf || !e->rxbuf)
         goto fail;
     raise_nofile();
     struct rlimit rl;
@@ -245,15 +246,12 @@ struct edge *edge_new(const struct config *cfg)
         log_errx("could not create the event loop");
         goto fail;
     }
-    e->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval;
-    e->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval * 3);
     struct lws_context_creation_info vi;
     memset(&vi, 0, sizeof vi);
     vi.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     vi.protocols = protocols;
     vi.vhost_name = "edge";
     vi.user = e;
-    vi.retry_and_idle_policy = &e->retry;
     vi.max_http_header_data = 16384;
     e->vh = lws_create_vhost(e->ctx, &vi);
     if (!e->vh) {
@@ -318,5 +316,6 @@ void edge_free(struct edge *e)
     registry_free(e->reg);
     auth_free(e->auth);
     free(e->txbuf);
+    free(e->rxbuf);
     free(e);
 }

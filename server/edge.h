@@ -32,6 +32,7 @@ enum raw_kind {
     RAW_DNS,          /* a c-ares socket (peers.c) */
     RAW_ADMIN,        /* admin listener or connection (admin.c) */
     RAW_PEER,         /* peer listener or link (peerlink.c) */
+    RAW_SESSION,      /* a tunnel's control WebSocket (session.c) */
 };
 struct raw_obj {
     enum raw_kind kind;
@@ -75,12 +76,12 @@ struct edge {
     unsigned nvisitors, nsessions;
     struct session *sessions; /* list of all control sessions */
     struct visitor *visitors; /* list of all public connections */
-    uint8_t *txbuf;           /* LWS_PRE + EDGE_TXBUF: the frames of one write */
+    uint8_t *txbuf;           /* EDGE_TXBUF: the frames of one session write */
+    uint8_t *rxbuf;           /* EDGE_RXBUF: one session read */
     bool draining, stopping, closing_sessions;
     lws_sorted_usec_list_t drain_sul, sweep_sul;
     int sigpipe[2];
     struct raw_obj sigobj;
-    lws_retry_bo_t retry;
     struct edge_stats stats;
     struct fleet_stats fleet;
     /* fleet (NULL for a lone edge) */
@@ -105,8 +106,10 @@ void edge_check_drained(struct edge *e);
 /* Monotonic seconds. */
 uint64_t edge_now_ms(void);
 
-/* Bytes of WebSocket frames one session write may carry (several mux frames). */
+/* Bytes of WebSocket frames one session write may carry (several mux frames),
+ * and bytes one session read takes. */
 #define EDGE_TXBUF (256 * 1024)
+#define EDGE_RXBUF (64 * 1024)
 #define WARREN_WS_PROTOCOL "warren-tunnel"
 #define WARREN_RAW_PROTOCOL "warren-raw"
 

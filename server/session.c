@@ -1,17 +1,29 @@
 /*
  * session: the edge side of a tunnel's control WebSocket.
  *
+ * The public listener recognises the upgrade to /_tunnel (visitor.c) and
+ * hands the socket here; from then on the WebSocket is ours: the 101 goes
+ * out first, received frames are parsed in bulk and unmasked in place
+ * (wsparse_feed_inplace), and several mux frames leave in one write
+ * (wsframe_batch). libwebsockets only carries the socket as a raw file: its
+ * own server path unmasked four bytes at a time and copied every message
+ * (docs/benchmarks.md).
+ *
  * States: HELLO (waiting for the handshake, deadline hello-timeout), ACTIVE
  * (name held, mux running), CLOSING (a close code is set; pending control
- * text is written first, then the close frame). Invariants: only WRITEABLE
- * writes, one lws_write per callback; a message is reassembled when lws hands
- * it over in pieces, bounded by FRAME_MAX_LEN / CTL_MAX_LEN; the session is
- * freed only in LWS_CALLBACK_CLOSED.
+ * text is written first, then the close frame, then the connection is
+ * closed). Liveness: a ping after ping_interval without anything received,
+ * the connection is dropped after three intervals of silence; pings are
+ * answered. Invariants: only WRITEABLE writes, one write per callback; a
+ * partial write keeps its rest (pend) and nothing new is produced until it
+ * is out; messages are bounded by FRAME_MAX_LEN / CTL_MAX_LEN; the session
+ * is freed only when lws closes its raw file (RAW_CLOSE_FILE).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "config.h"
@@ -19,6 +31,8 @@
 #include "edge.h"
 #include "fleet.h"
 #include "log.h"
+#include "lwsraw.h"
+#include "lwswake.h"
 #include "wsframe.h"
 #include "names.h"
 #include "registry.h"
@@ -33,15 +47,24 @@
 enum session_state { S_HELLO, S_CLAIMING, S_ACTIVE, S_CLOSING };
 
 struct session {
+    struct raw_obj obj; /* RAW_SESSION; first: edge.c dispatches on it */
     struct edge *e;
     struct lws *wsi;
+    int fd;
+    wsparse *wp;
+    struct lwswake wake;
+    lws_sorted_usec_list_t ping_sul;
+    uint64_t last_rx_ms;
+    uint8_t *pend; /* unsent bytes: the 101, or the rest of a partial write */
+    size_t pend_off, pend_len;
+    bool pong_pending, ping_due, close_sent, kill;
+    uint8_t pong[125];
+    size_t pong_len;
     struct session *prev, *next;
     enum session_state state;
     char name[NAME_MAX_LEN + 1];
     char peer[64];
     mux *mux;
-    uint8_t *rxmsg; /* reassembly of a fragmented message */
-    size_t rxlen;
     char *ctl[CTL_QUEUE_MAX]; /* control texts waiting to be written */
     unsigned nctl;
     int close_code;
@@ -52,10 +75,14 @@ struct session {
     char client[64];
 };
 
+static void want_write(struct session *s)
+{
+    lwswake_request(&s->wake, s->wsi);
+}
+
 static void ops_want_write(void *ud)
 {
-    struct session *s = ud;
-    lws_callback_on_writable(s->wsi);
+    want_write(ud);
 }
 
 /* A session's streams belong to a visitor of this edge, or to a bridge that
@@ -109,7 +136,7 @@ static int queue_ctl(struct session *s, char *text)
         return -ENOMEM;
     }
     s->ctl[s->nctl++] = text;
-    lws_callback_on_writable(s->wsi);
+    want_write(s);
     return 0;
 }
 
@@ -120,7 +147,7 @@ void session_close(struct session *s, int code, const char *reason)
     s->state = S_CLOSING;
     s->close_code = code;
     snprintf(s->close_reason, sizeof s->close_reason, "%s", reason);
-    lws_callback_on_writable(s->wsi);
+    want_write(s);
 }
 
 /* Refuse the handshake: an ERROR message, then close. */
@@ -379,36 +406,59 @@ static void handle_message(struct session *s, const uint8_t *p, size_t len, bool
     }
 }
 
-static void on_receive(struct session *s, struct lws *wsi, const uint8_t *in, size_t len)
+static int on_message(void *ud, uint8_t opcode, const uint8_t *p, size_t len)
 {
-    bool first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
-    bool binary = lws_frame_is_binary(wsi);
-    size_t max = binary ? FRAME_MAX_LEN : CTL_MAX_LEN;
-    if (first && final && !s->rxmsg) {
-        handle_message(s, in, len, binary);
-        return;
-    }
-    if (first)
-        s->rxlen = 0;
-    if (!s->rxmsg) {
-        s->rxmsg = malloc(FRAME_MAX_LEN);
-        if (!s->rxmsg) {
-            session_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-            return;
+    struct session *s = ud;
+    switch (opcode) {
+    case WS_PING:
+        memcpy(s->pong, p, len);
+        s->pong_len = len;
+        s->pong_pending = true;
+        want_write(s);
+        return 0;
+    case WS_PONG:
+        return 0;
+    case WS_CLOSE:
+        if (s->close_sent) {
+            s->kill = true; /* the answer to ours */
+            return 1;
         }
+        session_close(s, len >= 2 ? (p[0] << 8 | p[1]) : WS_CLOSE_NORMAL, "");
+        return 0;
+    case WS_TEXT:
+        if (len > CTL_MAX_LEN) {
+            session_close(s, WS_CLOSE_TOO_BIG, "message too large");
+            return 1;
+        }
+        /* fall through */
+    default:
+        if (s->state != S_CLOSING)
+            handle_message(s, p, len, opcode == WS_BINARY);
+        return 0;
     }
-    if (s->rxlen + len > max) {
-        session_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
-        return;
+}
+
+static int on_readable(struct session *s)
+{
+    struct edge *e = s->e;
+    for (int i = 0; i < 4; i++) {
+        ssize_t n = read(s->fd, e->rxbuf, EDGE_RXBUF);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        if (n <= 0)
+            return -1; /* closed or failed: lws closes, session_free follows */
+        s->last_rx_ms = edge_now_ms();
+        int r = wsparse_feed_inplace(s->wp, e->rxbuf, (size_t)n, on_message, s);
+        if (r < 0) {
+            session_close(s, -r, r == -WS_CLOSE_TOO_BIG ? "message too large" : "bad framing");
+            return 0;
+        }
+        if (s->kill)
+            return -1;
+        if (r > 0 || (size_t)n < EDGE_RXBUF)
+            return 0;
     }
-    memcpy(s->rxmsg + s->rxlen, in, len);
-    s->rxlen += len;
-    if (final) {
-        handle_message(s, s->rxmsg, s->rxlen, binary);
-        free(s->rxmsg); /* idle sessions keep no reassembly buffer */
-        s->rxmsg = NULL;
-        s->rxlen = 0;
-    }
+    return 0;
 }
 
 static size_t next_frame(void *mux_, uint8_t *out, size_t cap)
@@ -416,58 +466,120 @@ static size_t next_frame(void *mux_, uint8_t *out, size_t cap)
     return mux_next_frame(mux_, out, cap);
 }
 
-static int on_writeable(struct session *s, struct lws *wsi)
+/* Write pend; 1 when all of it is out, 0 when the socket is full, -1 on error. */
+static int flush_pend(struct session *s)
 {
-    struct edge *e = s->e;
-    if (s->nctl) {
-        char *t = s->ctl[0];
-        size_t n = strlen(t);
-        memmove(s->ctl, s->ctl + 1, --s->nctl * sizeof s->ctl[0]);
-        memcpy(e->txbuf + LWS_PRE, t, n);
-        free(t);
-        if (lws_write(wsi, e->txbuf + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
+    while (s->pend_off < s->pend_len) {
+        ssize_t n = write(s->fd, s->pend + s->pend_off, s->pend_len - s->pend_off);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return 0;
+        if (n < 0)
             return -1;
-        lws_callback_on_writable(wsi);
-        return 0;
+        s->pend_off += (size_t)n;
     }
-    if (s->state == S_CLOSING) {
-        lws_close_reason(wsi, (enum lws_close_status)s->close_code,
-                         (unsigned char *)s->close_reason, strlen(s->close_reason));
-        return -1;
+    free(s->pend);
+    s->pend = NULL;
+    s->pend_off = s->pend_len = 0;
+    return 1;
+}
+
+/* Write out[0..n); a rest that does not fit the socket waits in pend. */
+static int send_bytes(struct session *s, const uint8_t *out, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(s->fd, out + off, n - off);
+        if (w < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (w < 0)
+            return -1;
+        off += (size_t)w;
     }
-    if (!s->mux)
-        return 0;
-    /* Several whole frames, framed here, in one write (wsframe.h). */
-    size_t n =
-        wsframe_batch(e->txbuf + LWS_PRE, EDGE_TXBUF, FRAME_MAX_LEN, NULL, next_frame, s->mux);
-    if (n == 0)
-        return 0;
-    if (lws_write(wsi, e->txbuf + LWS_PRE, n, LWS_WRITE_RAW) < (int)n)
-        return -1;
-    if (mux_wants_write(s->mux))
-        lws_callback_on_writable(wsi);
+    if (off < n) {
+        s->pend = malloc(n - off);
+        if (!s->pend)
+            return -1;
+        memcpy(s->pend, out + off, n - off);
+        s->pend_off = 0;
+        s->pend_len = n - off;
+        want_write(s);
+    }
     return 0;
 }
 
-static struct session *session_new(struct edge *e, struct lws *wsi)
+static int on_writeable(struct session *s)
 {
-    struct session *s = calloc(1, sizeof *s);
-    if (!s)
-        return NULL;
-    s->e = e;
-    s->wsi = wsi;
-    s->state = S_HELLO;
-    char ip[64] = "?";
-    lws_get_peer_simple(wsi, ip, sizeof ip);
-    snprintf(s->peer, sizeof s->peer, "%s", ip);
-    s->next = e->sessions;
-    if (e->sessions)
-        e->sessions->prev = s;
-    e->sessions = s;
-    e->nsessions++;
-    lws_sul_schedule(e->ctx, 0, &s->hello_sul, hello_timeout,
-                     (lws_usec_t)e->cfg->hello_timeout * LWS_US_PER_SEC);
-    return s;
+    struct edge *e = s->e;
+    if (s->kill)
+        return -1;
+    if (s->pend) {
+        int r = flush_pend(s);
+        if (r <= 0) {
+            if (r == 0)
+                want_write(s);
+            return r;
+        }
+        if (s->close_sent)
+            return -1; /* the close frame is out: done */
+    }
+    uint8_t *out = e->txbuf;
+    size_t pos = 0;
+    if (s->pong_pending) {
+        pos += wsframe_build(out + pos, EDGE_TXBUF - pos, WS_PONG, s->pong, s->pong_len, NULL);
+        s->pong_pending = false;
+    }
+    if (s->ping_due) {
+        pos += wsframe_build(out + pos, EDGE_TXBUF - pos, WS_PING, NULL, 0, NULL);
+        s->ping_due = false;
+    }
+    while (s->nctl && EDGE_TXBUF - pos >= CTL_MAX_LEN + WS_HDR_MAX) {
+        char *t = s->ctl[0];
+        memmove(s->ctl, s->ctl + 1, --s->nctl * sizeof s->ctl[0]);
+        pos += wsframe_build(out + pos, EDGE_TXBUF - pos, WS_TEXT, (const uint8_t *)t, strlen(t),
+                             NULL);
+        free(t);
+    }
+    if (s->state == S_CLOSING && !s->nctl) {
+        uint8_t cp[2 + sizeof s->close_reason];
+        size_t rl = strlen(s->close_reason);
+        if (rl > 120)
+            rl = 120;
+        cp[0] = (uint8_t)(s->close_code >> 8);
+        cp[1] = (uint8_t)s->close_code;
+        memcpy(cp + 2, s->close_reason, rl);
+        pos += wsframe_build(out + pos, EDGE_TXBUF - pos, WS_CLOSE, cp, 2 + rl, NULL);
+        s->close_sent = true;
+        if (send_bytes(s, out, pos) < 0 || !s->pend)
+            return -1; /* written (or failed): close the connection */
+        return 0;
+    }
+    if (s->mux && s->state != S_CLOSING)
+        pos += wsframe_batch(out + pos, EDGE_TXBUF - pos, FRAME_MAX_LEN, NULL, next_frame, s->mux);
+    if (pos && send_bytes(s, out, pos) < 0)
+        return -1;
+    if (!s->pend && (s->nctl || s->state == S_CLOSING || (s->mux && mux_wants_write(s->mux))))
+        want_write(s);
+    return 0;
+}
+
+/* Every half ping interval: ping after one silent interval, drop after three. */
+static void ping_check(lws_sorted_usec_list_t *sul)
+{
+    struct session *s = lws_container_of(sul, struct session, ping_sul);
+    struct edge *e = s->e;
+    uint64_t idle = edge_now_ms() - s->last_rx_ms, iv = (uint64_t)e->cfg->ping_interval * 1000;
+    if (idle >= 3 * iv) {
+        log_info("tunnel=%s peer=%s silent for %llu s: closing", s->name[0] ? s->name : "-",
+                 s->peer, (unsigned long long)(idle / 1000));
+        s->kill = true;
+        want_write(s);
+        return;
+    }
+    if (idle >= iv) {
+        s->ping_due = true;
+        want_write(s);
+    }
+    lws_sul_schedule(e->ctx, 0, &s->ping_sul, ping_check, (lws_usec_t)iv * 1000 / 2);
 }
 
 static void session_free(struct session *s)
@@ -475,6 +587,10 @@ static void session_free(struct session *s)
     struct edge *e = s->e;
     lws_sul_cancel(&s->hello_sul);
     lws_sul_cancel(&s->token_sul);
+    lws_sul_cancel(&s->ping_sul);
+    lwswake_cancel(&s->wake);
+    wsparse_free(s->wp);
+    free(s->pend);
     if (s->claim)
         fleet_cancel(s->claim);
     if (s->name[0] && !s->welcomed) {
@@ -488,7 +604,6 @@ static void session_free(struct session *s)
     mux_free(s->mux); /* visitors of open streams learn RST_SESSION_GONE */
     for (unsigned i = 0; i < s->nctl; i++)
         free(s->ctl[i]);
-    free(s->rxmsg);
     if (s->prev)
         s->prev->next = s->next;
     else
@@ -500,33 +615,80 @@ static void session_free(struct session *s)
     edge_check_drained(e);
 }
 
-int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                     size_t len)
+int session_adopt(struct edge *e, int fd, const char *peer, const char *accept_key,
+                  bool echo_protocol, const uint8_t *extra, size_t extra_len)
 {
-    struct session **pss = user;
-    struct lws_vhost *vh = lws_get_vhost(wsi);
-    struct edge *e = vh ? lws_get_vhost_user(vh) : NULL;
-    switch (reason) {
-    case LWS_CALLBACK_ESTABLISHED:
-        if (!e || e->draining)
-            return -1;
-        *pss = session_new(e, wsi);
-        return *pss ? 0 : -1;
-    case LWS_CALLBACK_RECEIVE:
-        if (*pss)
-            on_receive(*pss, wsi, in, len);
-        return 0;
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return *pss ? on_writeable(*pss, wsi) : -1;
-    case LWS_CALLBACK_CLOSED:
-        if (*pss) {
-            session_free(*pss);
-            *pss = NULL;
+    char resp[256];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 101 Switching Protocols\r\n"
+                     "Upgrade: websocket\r\n"
+                     "Connection: Upgrade\r\n"
+                     "Sec-WebSocket-Accept: %s\r\n"
+                     "%s"
+                     "\r\n",
+                     accept_key,
+                     echo_protocol ? "Sec-WebSocket-Protocol: " WARREN_WS_PROTOCOL "\r\n" : "");
+    struct session *s = calloc(1, sizeof *s);
+    if (!s || n <= 0 || (size_t)n >= sizeof resp || !(s->pend = malloc((size_t)n)) ||
+        !(s->wp = wsparse_new(true, FRAME_MAX_LEN))) {
+        if (s) {
+            free(s->pend);
+            free(s);
         }
+        close(fd);
+        return -ENOMEM;
+    }
+    memcpy(s->pend, resp, (size_t)n);
+    s->pend_len = (size_t)n;
+    s->obj.kind = RAW_SESSION;
+    s->e = e;
+    s->fd = fd;
+    s->state = S_HELLO;
+    s->last_rx_ms = edge_now_ms();
+    snprintf(s->peer, sizeof s->peer, "%s", peer);
+    s->wsi = lwsraw_adopt(e->vh, fd, WARREN_RAW_PROTOCOL, &s->obj);
+    if (!s->wsi) { /* lws closed fd */
+        wsparse_free(s->wp);
+        free(s->pend);
+        free(s);
+        return -ENOMEM;
+    }
+    s->next = e->sessions;
+    if (e->sessions)
+        e->sessions->prev = s;
+    e->sessions = s;
+    e->nsessions++;
+    lws_sul_schedule(e->ctx, 0, &s->hello_sul, hello_timeout,
+                     (lws_usec_t)e->cfg->hello_timeout * LWS_US_PER_SEC);
+    lws_sul_schedule(e->ctx, 0, &s->ping_sul, ping_check,
+                     (lws_usec_t)e->cfg->ping_interval * LWS_US_PER_SEC / 2);
+    want_write(s);
+    /* bytes that came right behind the upgrade request are WebSocket already */
+    if (extra_len) {
+        uint8_t *copy = malloc(extra_len);
+        if (copy) {
+            memcpy(copy, extra, extra_len);
+            int r = wsparse_feed_inplace(s->wp, copy, extra_len, on_message, s);
+            free(copy);
+            if (r < 0)
+                session_close(s, -r, "bad framing");
+        }
+    }
+    return 0;
+}
+
+int session_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, struct session *s)
+{
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE:
+        return s->kill ? -1 : on_readable(s);
+    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
+        lwswake_enter(&s->wake);
+        return lwswake_leave(&s->wake, s->e->ctx, on_writeable(s));
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        s->wsi = NULL;
+        session_free(s);
         return 0;
-    case LWS_CALLBACK_HTTP:
-        /* only upgrades are handed to lws; anything else is refused */
-        return -1;
     default:
         return 0;
     }
@@ -565,6 +727,6 @@ void session_close_all(struct edge *e, int code, const char *reason)
 
 void session_destroy_all(struct edge *e)
 {
-    /* lws_context_destroy closes the wsis and calls LWS_CALLBACK_CLOSED */
+    /* lws_context_destroy closes the raw files: RAW_CLOSE_FILE frees each */
     (void)e;
 }

@@ -1,8 +1,8 @@
 /*
  * session: one tunnel's control WebSocket on the edge. It runs the handshake
  * (HELLO -> WELCOME/ERROR), owns the mux that carries the tunnel's streams,
- * holds the tunnel's name in the registry, and writes exactly one WebSocket
- * message per WRITEABLE callback (control text first, then mux frames).
+ * holds the tunnel's name in the registry, and speaks WebSocket itself on
+ * the raw socket (control text first, then batches of mux frames).
  */
 #ifndef WARREN_SERVER_SESSION_H
 #define WARREN_SERVER_SESSION_H
@@ -17,9 +17,14 @@
 struct edge;
 struct session;
 
-/* The lws protocol callback of WARREN_WS_PROTOCOL. */
-int session_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-                     size_t len);
+/* Take over fd, whose upgrade request to /_tunnel was checked by the caller:
+ * answer 101 with this Sec-WebSocket-Accept (and the subprotocol when the
+ * client asked for it), then speak WebSocket. extra: bytes read after the
+ * request head. On failure fd is closed and -ENOMEM returned. */
+int session_adopt(struct edge *e, int fd, const char *peer, const char *accept_key,
+                  bool echo_protocol, const uint8_t *extra, size_t extra_len);
+/* Raw-file events of a session's socket (edge.c dispatches RAW_SESSION). */
+int session_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, struct session *s);
 
 /* Open a stream to the CLI for a visitor. NULL with errno EBUSY when the
  * tunnel has max_streams open, or ENOMEM. */

@@ -39,6 +39,7 @@
 #include "registry.h"
 #include "session.h"
 #include "visitor.h"
+#include "wsframe.h"
 
 #define MAX_HEAD 16384
 #define IN_CAP (MAX_HEAD + 1) /* one byte over the limit lets hmsg say 431 */
@@ -364,17 +365,39 @@ static bool is_control_upgrade(const struct hmsg_head *h)
 
 enum route { ROUTE_FORWARD, ROUTE_ANSWERED, ROUTE_HANDOFF, ROUTE_PENDING };
 
-/* Hand the connection (everything read so far) to lws as a control WebSocket. */
-static enum route handoff(struct visitor *v)
+/* Hand the connection to session.c as a control WebSocket, after checking the
+ * upgrade request (RFC 6455 4.2.1); `used` bytes of v->in are its head. */
+static enum route handoff(struct visitor *v, const struct hmsg_head *h, size_t used)
 {
+    const struct hmsg_header *key = hmsg_find(h, "sec-websocket-key");
+    const struct hmsg_header *ver = hmsg_find(h, "sec-websocket-version");
+    const struct hmsg_header *proto = hmsg_find(h, "sec-websocket-protocol");
+    char accept[29];
+    if (!key || key->value.len != WSHS_KEY_LEN ||
+        wshs_accept(key->value.p, key->value.len, accept) < 0) {
+        respond(v, 400, "a tunnel upgrade needs a Sec-WebSocket-Key of 16 bytes in base64");
+        return ROUTE_ANSWERED;
+    }
+    if (!ver || ver->value.len != 2 || memcmp(ver->value.p, "13", 2) != 0) {
+        respond(v, 400, "a tunnel upgrade needs Sec-WebSocket-Version: 13");
+        return ROUTE_ANSWERED;
+    }
+    if (proto && !wshs_list_has(proto->value.p, proto->value.len, WARREN_WS_PROTOCOL)) {
+        respond(v, 400, "the tunnel WebSocket speaks the subprotocol " WARREN_WS_PROTOCOL);
+        return ROUTE_ANSWERED;
+    }
+    if (v->e->draining) {
+        respond(v, 503, "this edge is shutting down");
+        return ROUTE_ANSWERED;
+    }
     int fd2 = dup(v->fd);
     if (fd2 < 0) {
         respond(v, 503, "the edge is out of file descriptors");
         return ROUTE_ANSWERED;
     }
-    struct lws *w = lws_adopt_socket_vhost_readbuf(v->e->vh, fd2, (const char *)v->in, v->in_len);
-    if (!w)
-        log_debug("visitor=%s control upgrade refused by the WebSocket layer", v->peer);
+    if (session_adopt(v->e, fd2, v->peer, accept, proto != NULL, v->in + used, v->in_len - used) <
+        0)
+        log_debug("visitor=%s control upgrade: out of memory", v->peer);
     v->in_len = 0;
     return ROUTE_HANDOFF;
 }
@@ -660,7 +683,7 @@ static bool process_in(struct visitor *v)
             const struct hmsg_head *h = hmsg_head(v->req);
             enum route r = on_head(v, h);
             if (r == ROUTE_HANDOFF)
-                return !(handoff(v) == ROUTE_HANDOFF);
+                return !(handoff(v, h, used) == ROUTE_HANDOFF);
             if (r == ROUTE_ANSWERED)
                 return true;
             if (r == ROUTE_PENDING) {

@@ -6,7 +6,8 @@
  * Invariants checked with abort(): only 0, -1002 or -1009 come back; every
  * message is within the configured maximum and has a valid opcode; feeding
  * the input whole or in two pieces at the split gives the same messages
- * (same opcodes, lengths and bytes, compared by hash) and the same result;
+ * (same opcodes, lengths and bytes, compared by hash) and the same result,
+ * also when masked frames are unmasked in place;
  * the handshake check always terminates its error text and never accepts a
  * status other than 101.
  */
@@ -47,14 +48,21 @@ static int record(void *ud, uint8_t opcode, const uint8_t *p, size_t len)
     return 0;
 }
 
-static int run(bool masked, const uint8_t *p, size_t n, size_t cut, struct trace *t)
+static int run(bool masked, const uint8_t *p, size_t n, size_t cut, bool inplace, struct trace *t)
 {
     wsparse *w = wsparse_new(masked, MAXMSG);
     if (!w)
         abort();
-    int r = wsparse_feed(w, p, cut, record, t);
+    uint8_t *copy = malloc(n ? n : 1);
+    if (!copy)
+        abort();
+    memcpy(copy, p, n);
+    int r = inplace ? wsparse_feed_inplace(w, copy, cut, record, t)
+                    : wsparse_feed(w, p, cut, record, t);
     if (r == 0)
-        r = wsparse_feed(w, p + cut, n - cut, record, t);
+        r = inplace ? wsparse_feed_inplace(w, copy + cut, n - cut, record, t)
+                    : wsparse_feed(w, p + cut, n - cut, record, t);
+    free(copy);
     wsparse_free(w);
     if (r != 0 && r != -WS_CLOSE_PROTOCOL && r != -WS_CLOSE_TOO_BIG)
         abort();
@@ -70,10 +78,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t n = size - 1;
     size_t cut = n ? (size_t)(data[0] >> 1) % (n + 1) : 0;
     struct trace whole = {0, 1469598103934665603ull}, split = whole;
-    int r1 = run(masked, p, n, n, &whole);
-    int r2 = run(masked, p, n, cut, &split);
-    /* an error stops the parse where it is found, wherever the input was cut */
+    struct trace inplace = whole;
+    int r1 = run(masked, p, n, n, false, &whole);
+    int r2 = run(masked, p, n, cut, false, &split);
+    int r3 = run(masked, p, n, cut, true, &inplace);
+    /* an error stops the parse where it is found, wherever the input was cut,
+     * and unmasking in place delivers the same bytes as unmasking a copy */
     if (r1 != r2 || whole.n != split.n || whole.h != split.h)
+        abort();
+    if (r1 != r3 || whole.n != inplace.n || whole.h != inplace.h)
         abort();
 
     long end = wshs_head_end(p, n);

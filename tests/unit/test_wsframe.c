@@ -61,8 +61,16 @@ static void test_batch_roundtrip(bool masked)
     for (size_t cut = 0; cut < n; cut += (cut < 400 ? 1 : 9973)) {
         memset(&sink, 0, sizeof sink);
         wsparse *w = wsparse_new(masked, 70000);
-        CHECK_EQ(wsparse_feed(w, out, cut, collect, &sink), 0);
-        CHECK_EQ(wsparse_feed(w, out + cut, n - cut, collect, &sink), 0);
+        bool inplace = cut & 1; /* odd cuts: unmask in a copy, in place */
+        static uint8_t copy[300000];
+        memcpy(copy, out, n);
+        if (inplace) {
+            CHECK_EQ(wsparse_feed_inplace(w, copy, cut, collect, &sink), 0);
+            CHECK_EQ(wsparse_feed_inplace(w, copy + cut, n - cut, collect, &sink), 0);
+        } else {
+            CHECK_EQ(wsparse_feed(w, out, cut, collect, &sink), 0);
+            CHECK_EQ(wsparse_feed(w, out + cut, n - cut, collect, &sink), 0);
+        }
         wsparse_free(w);
         CHECK_EQ(sink.n, 5);
         for (unsigned i = 0; i < 5 && i < sink.n; i++) {
@@ -207,6 +215,13 @@ static void test_handshake(void)
     size_t n = wshs_request(req, sizeof req, "/tunnel", "edge.example:8080", k, "warren-tunnel");
     CHECK(n > 0 && strstr(req, "Host: edge.example:8080\r\n") && strstr(req, k));
     CHECK_EQ(wshs_request(req, 20, "/", "h", k, "p"), 0);
+    /* the server side: the accept value for RFC 6455's example key */
+    char acc[29];
+    CHECK_EQ(wshs_accept(key, strlen(key), acc), 0);
+    CHECK_STR(acc, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    CHECK_EQ(wshs_accept("", 0, acc), -EINVAL);
+    CHECK(wshs_list_has("chat, Warren-Tunnel ,x", 22, "warren-tunnel"));
+    CHECK(!wshs_list_has("chat, warren-tunnelx", 20, "warren-tunnel"));
 }
 
 int main(void)
