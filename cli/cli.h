@@ -116,6 +116,8 @@ struct cli {
     struct local *locals;
     unsigned nlocals;
     lws_sorted_usec_list_t retry_sul, stop_sul;
+    lws_sorted_usec_list_t flush_sul; /* request lines to a file or pipe (output.c) */
+    bool stdout_tty, flush_pending;
     int sigpipe[2];
     struct raw_obj_cli sigobj;
 };
@@ -159,8 +161,8 @@ int local_resolve(struct cli *c);
 
 /* output.c */
 void out_online(const struct cli *c);
-void out_request(const struct cli *c, const char *method, const char *path, unsigned status,
-                 uint64_t ms, uint64_t bytes_in, uint64_t bytes_out);
+void out_request(struct cli *c, const char *method, const char *path, unsigned status, uint64_t ms,
+                 uint64_t bytes_in, uint64_t bytes_out);
 void out_reconnecting(const struct cli *c, unsigned attempt, uint64_t delay_ms, const char *why);
 void out_error(const struct cli *c, const char *code, const char *message);
 void out_stopped(const struct cli *c);

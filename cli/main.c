@@ -271,6 +271,7 @@ int main(int argc, char **argv)
         return r;
     log_init("tunnel", cfg.log_level);
     c.cfg = &cfg;
+    c.stdout_tty = isatty(STDOUT_FILENO);
     if (local_resolve(&c) < 0)
         return EXIT_USAGE;
     lws_set_log_level(cfg.log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : 0, NULL);
@@ -304,6 +305,7 @@ int main(int argc, char **argv)
     lws_sul_cancel(&c.retry_sul);
     lws_sul_cancel(&c.stop_sul);
     lws_sul_cancel(&c.ping_sul);
+    lws_sul_cancel(&c.flush_sul);
     lws_sul_cancel(&c.conn.deadline);
     lwswake_cancel(&c.conn.wake);
     mux_free(c.mux);

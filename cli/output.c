@@ -1,7 +1,8 @@
 /*
  * output: the CLI's user-facing lines. Human mode prints a status line and
- * one line per request; --json prints one JSON object per event on stdout
- * (line-buffered, so a pipe sees each event at once). Diagnostics go to
+ * one line per request (flushed at once on a terminal, within 100 ms
+ * otherwise); --json prints one JSON object per event on stdout (flushed
+ * at once, so a pipe sees each event as it happens). Diagnostics go to
  * stderr through log.c.
  */
 #include <stdio.h>
@@ -43,8 +44,15 @@ void out_online(const struct cli *c)
     fflush(stdout);
 }
 
-void out_request(const struct cli *c, const char *method, const char *path, unsigned status,
-                 uint64_t ms, uint64_t bytes_in, uint64_t bytes_out)
+static void flush_cb(lws_sorted_usec_list_t *sul)
+{
+    struct cli *c = lws_container_of(sul, struct cli, flush_sul);
+    c->flush_pending = false;
+    fflush(stdout);
+}
+
+void out_request(struct cli *c, const char *method, const char *path, unsigned status, uint64_t ms,
+                 uint64_t bytes_in, uint64_t bytes_out)
 {
     if (c->cfg->json) {
         emit(json_pack("{s:s, s:s, s:s, s:i, s:I, s:I, s:I}", "event", "request", "method", method,
@@ -54,7 +62,13 @@ void out_request(const struct cli *c, const char *method, const char *path, unsi
     }
     printf("%-7s %-40s %3u %6llu ms %10llu B\n", method, path, status, (unsigned long long)ms,
            (unsigned long long)bytes_out);
-    fflush(stdout);
+    if (c->stdout_tty) {
+        fflush(stdout);
+    } else if (!c->flush_pending) {
+        /* a file or a pipe: one write per 100 ms at most, not one per request */
+        c->flush_pending = true;
+        lws_sul_schedule(c->ctx, 0, &c->flush_sul, flush_cb, 100 * LWS_US_PER_MS);
+    }
 }
 
 void out_reconnecting(const struct cli *c, unsigned attempt, uint64_t delay_ms, const char *why)

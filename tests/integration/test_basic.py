@@ -75,3 +75,6 @@ with h.Test("basic", timeout=60) as t:
             hum.stdout_text()[-500:] + hum.stderr_text()[-500:])
     r = h.request(edge.port, "GET", "/hello", edge.host("human"))
     t.eq(r.status, 200, "second tunnel on the same edge serves")
+    # stdout is a pipe here: request lines are flushed within 100 ms, not held
+    line = hum.wait_line(lambda l: l.startswith("GET") and "/hello" in l and " 200 " in l, 3)
+    t.check(line is not None, "the request line reaches a pipe promptly", hum.stdout_text()[-300:])
