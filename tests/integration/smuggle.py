@@ -70,6 +70,7 @@ class Env:
         self.t = t
         self.edge = t.tunneld(args=list(edge_args), log_level="debug")
         self.rec = {}
+        self.late_ok = set()  # (method, target) of cut requests earlier vectors allowed
         for n in NAMES:
             r = recorder.Recorder(n)
             t.on_teardown(r.close)
@@ -192,7 +193,11 @@ class Env:
             whole = [g for g in got if g[3]]
             t.eq(whole, [w for w in want if w[3]],
                  "%s: whole requests parsed by %s's origin" % (tag, n))
-            cut, may = [g for g in got if not g[3]], [w for w in want if not w[3]]
+            may = [w for w in want if not w[3]]
+            # a cut request an earlier vector allowed may reach the origin late
+            # (the CLI's connect to it races the stream reset): not this one's
+            cut = [g for g in got if not g[3] and (g[0], g[1]) not in self.late_ok]
+            self.late_ok.update((w[0], w[1]) for w in may)
             t.check(all(g in may for g in cut) and len(cut) <= len(may),
                     "%s: requests %s's origin saw cut short are the expected ones" % (tag, n),
                     "got %r, allowed %r" % (cut, may))
