@@ -51,8 +51,10 @@ run_fuzzers() {
 }
 
 # The cluster suite needs root (network namespaces); the deploy suite checks
-# the deployment files once, on the plain build.
-run_config plain "unit fuzz integration cluster deploy" -Dbuildtype=debugoptimized
+# the deployment files once, on the plain build. The plain build's tests run
+# every tunneld and tunnel at debug level, and each test fails if any log
+# holds a secret it issued (tests/integration/harness.py).
+WARREN_LOG_LEVEL=debug run_config plain "unit fuzz integration cluster deploy" -Dbuildtype=debugoptimized
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_config asan "unit fuzz integration cluster" -Dbuildtype=debugoptimized \
     -Db_sanitize=address,undefined -Db_lundef=false
