@@ -14,9 +14,10 @@
 #   --jobs N      targets fuzzed at once (default 2)
 #   --build DIR   build directory (default build-fuzz beside the sources; made
 #                 with clang, -Dfuzzing=true and ASan+UBSan if missing)
-#   --merge       afterwards, minimise each corpus (libFuzzer -merge=1) over the
-#                 checked-in inputs and everything found, and replace the
-#                 checked-in corpus with the result (a maintenance step; commit it)
+#   --merge       afterwards, minimise each corpus (libFuzzer -merge=1): the named
+#                 inputs plus the fuzzed ones (checked in or just found) that add
+#                 coverage to them replace the checked-in corpus (a maintenance
+#                 step; commit the result)
 #
 # Output: one line per target, "fuzz TARGET: PASS (...)" or "fuzz TARGET: FAIL
 # (...)", then "fuzz: N passed, N failed". Exit status 0 only if all passed.
@@ -153,26 +154,27 @@ for t in "${targets[@]}"; do
     esac
 done
 
-# --- optional: minimise the checked-in corpora with what was found
+# --- optional: minimise the checked-in corpora with what was found. Inputs
+# with a name (written by hand or by tests/fuzz/seeds.py: not fuzz-* or
+# fuzzed-*) stay, they say what they are; of the rest, libFuzzer keeps only
+# those that add coverage to them (-merge=1), named fuzzed-SHA1PREFIX.
 if [ "$merge" -eq 1 ]; then
     for t in "${targets[@]}"; do
-        bin="$build/tests/fuzz/fuzz_$t" out="$work/$t/merged"
-        mkdir -p "$out" "tests/fuzz/corpus/$t"
-        if "$bin" -merge=1 -timeout=10 -rss_limit_mb=2048 "$out" "tests/fuzz/corpus/$t" \
-            "$work/$t/corpus" >"$work/$t/merge.log" 2>&1 && [ -n "$(ls -A "$out")" ]; then
-            # libFuzzer names inputs by their SHA-1: an input that was already
-            # checked in keeps its descriptive name
-            declare -A names=()
-            for f in "tests/fuzz/corpus/$t/"*; do
-                [ -f "$f" ] && names[$(sha1sum <"$f" | cut -c1-40)]=$(basename "$f")
-            done
-            rm -f "tests/fuzz/corpus/$t/"*
+        bin="$build/tests/fuzz/fuzz_$t" out="$work/$t/merged" dir="tests/fuzz/corpus/$t"
+        mkdir -p "$out" "$dir"
+        for f in "$dir/"*; do
+            case "$(basename "$f")" in fuzz-*|fuzzed-*) ;; *) [ -f "$f" ] && cp "$f" "$out/" ;; esac
+        done
+        named=$(ls "$out" | wc -l)
+        if "$bin" -merge=1 -timeout=10 -rss_limit_mb=2048 "$out" "$dir" "$work/$t/corpus" \
+            >"$work/$t/merge.log" 2>&1; then
+            rm -f "$dir/"*
             for f in "$out/"*; do
-                h=$(basename "$f")
-                cp "$f" "tests/fuzz/corpus/$t/${names[$h]:-fuzzed-${h:0:12}}"
+                n=$(basename "$f")
+                [[ "$n" =~ ^[0-9a-f]{40}$ ]] && n="fuzzed-${n:0:12}"
+                cp "$f" "$dir/$n"
             done
-            unset names
-            echo "merged $t: $(ls "tests/fuzz/corpus/$t" | wc -l) inputs"
+            echo "merged $t: $(ls "$dir" | wc -l) inputs ($named named)"
         else
             echo "merge of $t failed:"; tail -20 "$work/$t/merge.log"
         fi
