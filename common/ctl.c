@@ -60,7 +60,13 @@ static json_t *load(const char *p, size_t len, const char *want_type, char *type
     /* \u0000 is valid JSON; let it through so get_str refuses it naming the field */
     json_t *o = json_loadb(p, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (!o) {
-        snprintf(err, errcap, "not JSON: %s", je.text);
+        /* jansson quotes the offending token (" near '...'", up to 20 bytes):
+         * leave it out, the message is logged and the token could be a secret
+         * (a duplicate key keeps it: that is a field name) */
+        char *near = strstr(je.text, " near '");
+        if (near && json_error_code(&je) != json_error_duplicate_key)
+            *near = 0;
+        snprintf(err, errcap, "not JSON: %s (at byte %d)", je.text, je.position);
         return NULL;
     }
     if (!json_is_object(o)) {

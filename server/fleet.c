@@ -303,16 +303,17 @@ static void deadline_cb(lws_sorted_usec_list_t *sul)
 
 static int send_req(struct req *r, unsigned i)
 {
-    json_t *m;
-    if (r->kind == REQ_LOOKUP)
-        m = json_pack("{s:s, s:I, s:s}", "type", "lookup", "id", (json_int_t)r->id, "name",
-                      r->name);
-    else
-        m = json_pack("{s:s, s:I, s:s, s:b, s:I, s:s}", "type", "claim", "id", (json_int_t)r->id,
-                      "name", r->name, "owner", r->owner, "ts", (json_int_t)r->ts, "instance",
-                      r->f->e->cfg->instance_id);
-    int rc = m ? peerlink_send(r->links[i], m) : -ENOMEM;
-    json_decref(m);
+    struct peermsg m;
+    memset(&m, 0, sizeof m);
+    m.type = r->kind == REQ_LOOKUP ? PEERMSG_LOOKUP : PEERMSG_CLAIM;
+    m.id = r->id;
+    snprintf(m.name, sizeof m.name, "%s", r->name);
+    if (r->kind == REQ_CLAIM) {
+        m.owner = r->owner;
+        m.ts = r->ts;
+        snprintf(m.instance, sizeof m.instance, "%s", r->f->e->cfg->instance_id);
+    }
+    int rc = peerlink_send(r->links[i], &m);
     if (rc == 0) {
         r->ans[i] = A_SENT;
         r->f->e->fleet.peers_asked++;
@@ -574,75 +575,59 @@ static bool answer_claim(struct edge *e, const char *name, bool owner, uint64_t 
     return !s && !registry_taken(e->reg, name, now);
 }
 
-static void reply(struct link *l, json_t *m)
+static void reply(struct link *l, const struct peermsg *m)
 {
-    if (m)
-        peerlink_send(l, m);
-    json_decref(m);
+    peerlink_send(l, m);
 }
 
-static void answer(struct edge *e, struct link *l, json_t *m, const char *type)
+static void answer(struct edge *e, struct link *l, const struct peermsg *m)
 {
-    json_t *idj = json_object_get(m, "id");
-    const char *name = json_string_value(json_object_get(m, "name"));
-    if (!json_is_integer(idj) || !name || name_validate(name, strlen(name)) == -EINVAL)
-        return;
-    json_int_t id = json_integer_value(idj);
-    if (strcmp(type, "lookup") == 0) {
-        struct session *s = registry_find(e->reg, name);
-        bool have = s && session_is_active(s);
-        bool reserved = !have && registry_taken(e->reg, name, edge_now_ms());
-        reply(l, json_pack("{s:s, s:I, s:b, s:b}", "type", "lookup_reply", "id", id, "have", have,
-                           "reserved", reserved));
+    struct peermsg out;
+    memset(&out, 0, sizeof out);
+    out.id = m->id;
+    if (m->type == PEERMSG_LOOKUP) {
+        struct session *s = registry_find(e->reg, m->name);
+        out.type = PEERMSG_LOOKUP_REPLY;
+        out.have = s && session_is_active(s);
+        out.reserved = !out.have && registry_taken(e->reg, m->name, edge_now_ms());
+        reply(l, &out);
         return;
     }
-    json_t *tsj = json_object_get(m, "ts");
-    const char *inst = json_string_value(json_object_get(m, "instance"));
-    if (!json_is_integer(tsj) || !inst)
-        return;
-    bool ok = answer_claim(e, name, json_is_true(json_object_get(m, "owner")),
-                           (uint64_t)json_integer_value(tsj), inst);
-    log_debug("fleet: claim of %s by %s: %s", name, inst, ok ? "yes" : "no");
-    reply(l, json_pack("{s:s, s:I, s:b}", "type", "claim_reply", "id", id, "ok", ok));
+    out.type = PEERMSG_CLAIM_REPLY;
+    out.ok = answer_claim(e, m->name, m->owner, m->ts, m->instance);
+    log_debug("fleet: claim of %s by %s: %s", m->name, m->instance, out.ok ? "yes" : "no");
+    reply(l, &out);
 }
 
-static void take_reply(struct edge *e, struct link *l, json_t *m, bool lookup)
+static void take_reply(struct edge *e, struct link *l, const struct peermsg *m)
 {
-    json_t *idj = json_object_get(m, "id");
-    if (!json_is_integer(idj))
-        return;
-    uint32_t id = (uint32_t)json_integer_value(idj);
+    uint32_t id = (uint32_t)m->id;
     for (struct req *r = e->fl->reqs; r; r = r->next) {
         if (r->id != id || r->finished)
             continue;
         for (unsigned i = 0; i < r->n; i++) {
             if (r->links[i] != l)
                 continue;
-            if (lookup)
-                r->ans[i] = json_is_true(json_object_get(m, "have"))       ? A_YES
-                            : json_is_true(json_object_get(m, "reserved")) ? A_RESERVED
-                                                                           : A_NO;
+            if (m->type == PEERMSG_LOOKUP_REPLY)
+                r->ans[i] = m->have ? A_YES : m->reserved ? A_RESERVED : A_NO;
             else
-                r->ans[i] = json_is_true(json_object_get(m, "ok")) ? A_YES : A_NO;
+                r->ans[i] = m->ok ? A_YES : A_NO;
         }
         evaluate(r);
         return;
     }
 }
 
-void fleet_ctl(struct edge *e, struct link *l, bool outbound, json_t *msg)
+void fleet_ctl(struct edge *e, struct link *l, bool outbound, const struct peermsg *m)
 {
-    const char *type = json_string_value(json_object_get(msg, "type"));
-    if (!type || !e->fl)
+    if (!e->fl)
         return;
-    if (!outbound && (strcmp(type, "lookup") == 0 || strcmp(type, "claim") == 0))
-        answer(e, l, msg, type);
-    else if (outbound && strcmp(type, "lookup_reply") == 0)
-        take_reply(e, l, msg, true);
-    else if (outbound && strcmp(type, "claim_reply") == 0)
-        take_reply(e, l, msg, false);
+    if (!outbound && (m->type == PEERMSG_LOOKUP || m->type == PEERMSG_CLAIM))
+        answer(e, l, m);
+    else if (outbound && (m->type == PEERMSG_LOOKUP_REPLY || m->type == PEERMSG_CLAIM_REPLY))
+        take_reply(e, l, m);
     else
-        log_debug("fleet: ignoring \"%.32s\" from %s", type, peerlink_addr(l));
+        log_debug("fleet: ignoring \"%s\" from %s", m->type_text, peerlink_addr(l));
 }
 
 /* --- bridged streams: peer link stream <-> tunnel session stream --- */

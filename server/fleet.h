@@ -16,9 +16,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <jansson.h>
-
 #include "mux.h"
+#include "peermsg.h"
 
 struct edge;
 struct link;
@@ -59,7 +58,8 @@ void fleet_link_down(struct edge *e, struct link *l, bool outbound);
 void fleet_link_refused(struct edge *e, struct link *l);
 /* l is being freed (left the fleet): forget every reference to it. */
 void fleet_link_gone(struct edge *e, struct link *l);
-void fleet_ctl(struct edge *e, struct link *l, bool outbound, json_t *msg);
+/* A control message from an authenticated peer (already parsed and checked). */
+void fleet_ctl(struct edge *e, struct link *l, bool outbound, const struct peermsg *msg);
 int fleet_stream_open(struct edge *e, mux_stream *st, const struct frame_open *o);
 
 /* Stream events of bridged streams (user data tagged RAW_PEER). */

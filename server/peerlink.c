@@ -8,7 +8,9 @@
  * the fleet key (the welcome's also covers the dialer's nonce, so it cannot be
  * replayed either). The acceptor refuses stale timestamps (over 30 s off) and
  * nonces it has seen; either side refuses a bad MAC or a link to itself.
- * After that: CTL frames go to fleet.c, mux frames to the link's mux.
+ * After that: CTL frames go to fleet.c, mux frames to the link's mux. Every
+ * byte a peer sends is parsed by common/peermsg (records, sealing, the JSON
+ * messages); this file keeps the sockets and the handshake's state.
  *
  * Invariants: every buffer is bounded (read buffer, write buffer, control
  * queue); a link is freed only from its close callback (or, for a link with no
@@ -35,9 +37,9 @@
 #include "log.h"
 #include "lwswake.h"
 #include "peerlink.h"
+#include "peermsg.h"
 #include "peers.h"
 #include "session.h"
-#include "token.h"
 #include "visitor.h"
 
 #define RBUF_CAP (256 * 1024)
@@ -47,8 +49,8 @@
 #define MAX_INBOUND 256
 #define HANDSHAKE_MS 3000
 #define TS_SKEW_MS 30000
-#define NONCE_LEN 16
-#define SEAL_TAG crypto_aead_chacha20poly1305_ietf_ABYTES
+#define NONCE_LEN PEERMSG_NONCE_LEN
+#define SEAL_TAG PEERMSG_SEAL_TAG
 #define REPLAY_SLOTS 1024
 #define BACKOFF_MIN_MS 250
 #define BACKOFF_MAX_MS 5000
@@ -71,7 +73,8 @@ struct link {
     socklen_t alen;
     char addr_text[ADDR_TEXT_MAX];
     char instance[64];
-    uint8_t nonce[NONCE_LEN];
+    uint8_t nonce[NONCE_LEN]; /* our nonce of the handshake, and its text */
+    char nonce_text[PEERMSG_NONCE_TEXT];
     mux *mux;
     uint8_t *rbuf, *wbuf;
     size_t rlen, wlen, woff;
@@ -143,11 +146,11 @@ static int queue_ctl_text(struct link *l, char *text)
     return 0;
 }
 
-int peerlink_send(struct link *l, json_t *msg)
+int peerlink_send(struct link *l, const struct peermsg *msg)
 {
     if (l->state != LINK_UP || l->kill)
         return -ENOTCONN;
-    return queue_ctl_text(l, json_dumps(msg, JSON_COMPACT));
+    return queue_ctl_text(l, peermsg_encode(msg));
 }
 
 /* --- mux glue: streams on outbound links belong to visitors, on inbound
@@ -193,67 +196,31 @@ static const struct mux_ops in_ops = {mux_want_write, st_open, st_readable, st_w
 
 /* --- handshake --- */
 
-static void mac_text(char *out, size_t cap, const char *kind, const char *instance, uint64_t ts,
-                     const char *nonce, const char *peer_nonce)
-{
-    snprintf(out, cap, "warren-peer-v1|%s|%s|%llu|%s|%s", kind, instance, (unsigned long long)ts,
-             nonce, peer_nonce ? peer_nonce : "");
-}
-
-static char *b64(const uint8_t *p, size_t n, char *out, size_t cap)
-{
-    return sodium_bin2base64(out, cap, p, n, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-}
-
-static int unb64(const char *s, uint8_t *out, size_t want)
-{
-    size_t n = 0;
-    if (!s ||
-        sodium_base642bin(out, want, s, strlen(s), NULL, &n, NULL,
-                          sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0 ||
-        n != want)
-        return -EINVAL;
-    return 0;
-}
-
-static char *make_auth(struct link *l, const char *kind, const char *peer_nonce)
+static char *make_auth(struct link *l, enum peermsg_type kind, const char *peer_nonce)
 {
     const struct config *c = l->e->cfg;
-    char nonce[64], text[400], mac64[64];
-    uint8_t mac[crypto_auth_BYTES];
-    uint64_t ts = wall_ms();
-    randombytes_buf(l->nonce, sizeof l->nonce);
-    b64(l->nonce, sizeof l->nonce, nonce, sizeof nonce);
-    mac_text(text, sizeof text, kind, c->instance_id, ts, nonce, peer_nonce);
-    crypto_auth(mac, (const uint8_t *)text, strlen(text), c->fleet_key);
-    b64(mac, sizeof mac, mac64, sizeof mac64);
-    json_t *m = json_pack("{s:s, s:i, s:s, s:I, s:s, s:s}", "type", kind, "v", 1, "instance",
-                          c->instance_id, "ts", (json_int_t)ts, "nonce", nonce, "mac", mac64);
-    char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
-    json_decref(m);
-    return s;
+    struct peermsg m;
+    memset(&m, 0, sizeof m);
+    m.type = kind;
+    snprintf(m.instance, sizeof m.instance, "%s", c->instance_id);
+    m.ts = wall_ms();
+    peermsg_nonce_new(l->nonce, l->nonce_text);
+    memcpy(m.nonce, l->nonce, NONCE_LEN);
+    memcpy(m.nonce_text, l->nonce_text, sizeof m.nonce_text);
+    peermsg_auth_sign(&m, peer_nonce, c->fleet_key);
+    return peermsg_encode(&m);
 }
 
 /* Check a peer_hello / peer_welcome. 0 or -EACCES (why in *why). */
-static int check_auth(struct link *l, json_t *m, const char *kind, const char *my_nonce,
+static int check_auth(struct link *l, const struct peermsg *m, enum peermsg_type kind,
                       const char **why)
 {
     struct peerlinks *pl = l->e->links;
-    const char *type = json_string_value(json_object_get(m, "type"));
-    const char *inst = json_string_value(json_object_get(m, "instance"));
-    const char *nonce = json_string_value(json_object_get(m, "nonce"));
-    const char *mac64 = json_string_value(json_object_get(m, "mac"));
-    json_t *tsj = json_object_get(m, "ts");
-    uint8_t mac[crypto_auth_BYTES], nbin[NONCE_LEN];
     *why = "malformed handshake";
-    if (!type || strcmp(type, kind) != 0 || !inst || !*inst || strlen(inst) >= sizeof l->instance ||
-        !nonce || !mac64 || !json_is_integer(tsj) || unb64(mac64, mac, sizeof mac) < 0 ||
-        unb64(nonce, nbin, sizeof nbin) < 0)
+    if (m->type != kind)
         return -EACCES;
-    uint64_t ts = (uint64_t)json_integer_value(tsj), now = wall_ms();
-    char text[400];
-    mac_text(text, sizeof text, kind, inst, ts, nonce, my_nonce);
-    if (crypto_auth_verify(mac, (const uint8_t *)text, strlen(text), l->e->cfg->fleet_key) != 0) {
+    uint64_t ts = m->ts, now = wall_ms();
+    if (peermsg_auth_verify(m, l->nonce_text, l->e->cfg->fleet_key) != 0) {
         *why = "bad MAC (another fleet secret?)";
         return -EACCES;
     }
@@ -262,43 +229,28 @@ static int check_auth(struct link *l, json_t *m, const char *kind, const char *m
         return -EACCES;
     }
     for (unsigned i = 0; i < REPLAY_SLOTS; i++) {
-        if (sodium_memcmp(pl->seen[i], nbin, NONCE_LEN) == 0) {
+        if (sodium_memcmp(pl->seen[i], m->nonce, NONCE_LEN) == 0) {
             *why = "replayed nonce";
             return -EACCES;
         }
     }
-    memcpy(pl->seen[pl->seen_next], nbin, NONCE_LEN);
+    memcpy(pl->seen[pl->seen_next], m->nonce, NONCE_LEN);
     pl->seen_next = (pl->seen_next + 1) % REPLAY_SLOTS;
-    if (strcmp(inst, l->e->cfg->instance_id) == 0) {
+    if (strcmp(m->instance, l->e->cfg->instance_id) == 0) {
         *why = "this is a link to ourselves";
         return -EACCES;
     }
-    snprintf(l->instance, sizeof l->instance, "%s", inst);
+    snprintf(l->instance, sizeof l->instance, "%s", m->instance);
     return 0;
-}
-
-static void link_key(const struct link *l, const char *dir, uint8_t out[32])
-{
-    uint8_t msg[32 + 2 * NONCE_LEN];
-    size_t n = (size_t)snprintf((char *)msg, 32, "warren-link-v1 %s", dir);
-    memcpy(msg + n, l->nd, NONCE_LEN);
-    memcpy(msg + n + NONCE_LEN, l->na, NONCE_LEN);
-    crypto_generichash(out, 32, msg, n + 2 * NONCE_LEN, l->e->cfg->fleet_key, TOKEN_KEY_LEN);
 }
 
 static void derive_link_keys(struct link *l)
 {
     bool dialer = l->role == ROLE_OUT;
-    link_key(l, dialer ? "d2a" : "a2d", l->ktx);
-    link_key(l, dialer ? "a2d" : "d2a", l->krx);
+    const uint8_t *k = l->e->cfg->fleet_key;
+    peermsg_link_key(k, dialer ? "d2a" : "a2d", l->nd, l->na, l->ktx);
+    peermsg_link_key(k, dialer ? "a2d" : "d2a", l->nd, l->na, l->krx);
     l->seq_tx = l->seq_rx = 0;
-}
-
-static void seal_nonce(uint64_t seq, uint8_t nonce[12])
-{
-    memset(nonce, 0, 4);
-    for (int i = 0; i < 8; i++)
-        nonce[4 + i] = (uint8_t)(seq >> (56 - 8 * i));
 }
 
 /* The acceptor speaks first: a fresh nonce the dialer's MAC must cover, so
@@ -306,38 +258,35 @@ static void seal_nonce(uint64_t seq, uint8_t nonce[12])
 static char *make_challenge(struct link *l)
 {
     struct peerlinks *pl = l->e->links;
-    char nonce[64];
-    randombytes_buf(l->nonce, sizeof l->nonce);
+    struct peermsg m;
+    memset(&m, 0, sizeof m);
+    m.type = PEERMSG_CHALLENGE;
+    peermsg_nonce_new(l->nonce, l->nonce_text);
     memcpy(pl->issued[pl->issued_next], l->nonce, NONCE_LEN);
     pl->issued_next = (pl->issued_next + 1) % 64;
-    b64(l->nonce, sizeof l->nonce, nonce, sizeof nonce);
-    json_t *m = json_pack("{s:s, s:i, s:s}", "type", "peer_challenge", "v", 1, "nonce", nonce);
-    char *s = m ? json_dumps(m, JSON_COMPACT) : NULL;
-    json_decref(m);
-    return s;
+    memcpy(m.nonce, l->nonce, NONCE_LEN);
+    memcpy(m.nonce_text, l->nonce_text, sizeof m.nonce_text);
+    return peermsg_encode(&m);
 }
 
 /* Dialer: answer the challenge with our hello (or notice we dialled ourselves). */
-static void handle_challenge(struct link *l, json_t *m)
+static void handle_challenge(struct link *l, const struct peermsg *m)
 {
     struct peerlinks *pl = l->e->links;
-    const char *type = json_string_value(json_object_get(m, "type"));
-    const char *nonce = json_string_value(json_object_get(m, "nonce"));
-    uint8_t nbin[NONCE_LEN];
-    if (!type || strcmp(type, "peer_challenge") != 0 || unb64(nonce, nbin, sizeof nbin) < 0) {
+    if (m->type != PEERMSG_CHALLENGE) {
         kill_link(l, "malformed challenge");
         return;
     }
     for (unsigned i = 0; i < 64; i++) {
-        if (sodium_memcmp(pl->issued[i], nbin, NONCE_LEN) == 0) {
+        if (sodium_memcmp(pl->issued[i], m->nonce, NONCE_LEN) == 0) {
             l->self = true;
             kill_link(l, "this address leads back to this edge; not dialling it again");
             return;
         }
     }
-    memcpy(l->na, nbin, NONCE_LEN);
+    memcpy(l->na, m->nonce, NONCE_LEN);
     l->hello_done = true; /* for the dialer: hello sent */
-    if (queue_ctl_text(l, make_auth(l, "peer_hello", nonce)) < 0)
+    if (queue_ctl_text(l, make_auth(l, PEERMSG_HELLO, m->nonce_text)) < 0)
         kill_link(l, "out of memory");
     memcpy(l->nd, l->nonce, NONCE_LEN);
 }
@@ -379,58 +328,52 @@ static void link_up(struct link *l)
 
 static void handle_ctl(struct link *l, const uint8_t *p, size_t n)
 {
-    json_error_t je;
-    json_t *m = json_loadb((const char *)p, n, JSON_REJECT_DUPLICATES, &je);
-    if (!m || !json_is_object(m)) {
-        json_decref(m);
+    struct peermsg msg;
+    int r = peermsg_parse(p, n, &msg);
+    if (r == -EINVAL) {
         kill_link(l, "malformed control message");
         return;
     }
     if (l->state == LINK_UP) {
-        fleet_ctl(l->e, l, l->role == ROLE_OUT, m);
-        json_decref(m);
+        if (r == 0) /* a message the fleet cannot use is ignored, like an unknown one */
+            fleet_ctl(l->e, l, l->role == ROLE_OUT, &msg);
         return;
     }
-    const char *why = NULL;
-    char mine[64];
-    b64(l->nonce, sizeof l->nonce, mine, sizeof mine);
+    const struct peermsg *m = r == 0 ? &msg : NULL; /* NULL: an object of the wrong shape */
+    const char *why = "malformed handshake";
     if (l->role == ROLE_IN && !l->hello_done) {
-        if (check_auth(l, m, "peer_hello", mine, &why) < 0) {
+        if (!m || check_auth(l, m, PEERMSG_HELLO, &why) < 0) {
             l->e->fleet.peer_auth_failures++;
-            json_decref(m);
             kill_link(l, why);
             return;
         }
         l->hello_done = true;
-        const char *their = json_string_value(json_object_get(m, "nonce"));
         memcpy(l->na, l->nonce, NONCE_LEN);
-        unb64(their, l->nd, NONCE_LEN);
+        memcpy(l->nd, m->nonce, NONCE_LEN);
         /* the welcome is the last plain record: queue it, then seal the rest */
-        queue_ctl_text(l, make_auth(l, "peer_welcome", their));
+        queue_ctl_text(l, make_auth(l, PEERMSG_WELCOME, m->nonce_text));
         fill_wbuf(l);
-        json_decref(m);
         l->rx_seal = true;
         link_up(l);
         return;
     }
     if (l->role == ROLE_OUT && !l->hello_done) {
-        handle_challenge(l, m);
-        json_decref(m);
+        if (!m)
+            kill_link(l, "malformed challenge");
+        else
+            handle_challenge(l, m);
         return;
     }
     if (l->role == ROLE_OUT && l->hello_done) {
-        if (check_auth(l, m, "peer_welcome", mine, &why) < 0) {
+        if (!m || check_auth(l, m, PEERMSG_WELCOME, &why) < 0) {
             l->e->fleet.peer_auth_failures++;
-            json_decref(m);
             kill_link(l, why);
             return;
         }
-        json_decref(m);
         l->rx_seal = true;
         link_up(l);
         return;
     }
-    json_decref(m);
     kill_link(l, "unexpected message during the handshake");
 }
 
@@ -457,44 +400,20 @@ static int on_readable(struct link *l)
         struct frame f;
         uint8_t *rec = l->rbuf + off + FRAME_LEN_PREFIX;
         size_t flen;
-        long r;
-        if (l->rx_seal) {
-            /* u32 length | sealed frame (+ tag) */
-            if (l->rlen - off < FRAME_LEN_PREFIX)
-                break;
-            const uint8_t *q = l->rbuf + off;
-            size_t clen = (size_t)q[0] << 24 | (size_t)q[1] << 16 | (size_t)q[2] << 8 | q[3];
-            if (clen < FRAME_HDR_LEN + SEAL_TAG || clen > FRAME_MAX_LEN + SEAL_TAG) {
-                kill_link(l, "malformed sealed record");
-                return -1;
-            }
-            if (l->rlen - off - FRAME_LEN_PREFIX < clen)
-                break;
-            uint8_t nonce[12];
-            unsigned long long mlen = 0;
-            seal_nonce(l->seq_rx, nonce);
-            if (crypto_aead_chacha20poly1305_ietf_decrypt(rec, &mlen, NULL, rec, clen, NULL, 0,
-                                                          nonce, l->krx) != 0) {
-                l->e->fleet.peer_auth_failures++;
-                kill_link(l, "a record failed authentication (injected, replayed or reordered)");
-                return -1;
-            }
-            l->seq_rx++;
-            flen = (size_t)mlen;
-            if (frame_decode(rec, flen, &f) < 0) {
-                kill_link(l, "malformed frame");
-                return -1;
-            }
-            r = (long)(FRAME_LEN_PREFIX + clen);
-        } else {
-            r = frame_split(l->rbuf + off, l->rlen - off, &f);
-            if (r == 0)
-                break;
-            if (r < 0) {
-                kill_link(l, "malformed frame");
-                return -1;
-            }
-            flen = (size_t)r - FRAME_LEN_PREFIX;
+        /* plain u32 length | frame during the handshake, sealed records after it */
+        long r = peermsg_record_take(l->rbuf + off, l->rlen - off, l->rx_seal ? l->krx : NULL,
+                                     &l->seq_rx, &f, &flen);
+        if (r == 0)
+            break;
+        if (r == -EBADMSG) {
+            l->e->fleet.peer_auth_failures++;
+            kill_link(l, "a record failed authentication (injected, replayed or reordered)");
+            return -1;
+        }
+        if (r < 0) {
+            kill_link(l,
+                      r == -EMSGSIZE && l->rx_seal ? "malformed sealed record" : "malformed frame");
+            return -1;
         }
         if (f.type == FRAME_CTL) {
             handle_ctl(l, f.payload, f.len);
@@ -519,13 +438,8 @@ static int on_readable(struct link *l)
 static void commit_record(struct link *l, size_t n)
 {
     uint8_t *rec = l->wbuf + l->wlen + FRAME_LEN_PREFIX;
-    if (l->tx_seal) {
-        uint8_t nonce[12];
-        unsigned long long clen = 0;
-        seal_nonce(l->seq_tx++, nonce);
-        crypto_aead_chacha20poly1305_ietf_encrypt(rec, &clen, rec, n, NULL, 0, NULL, nonce, l->ktx);
-        n = (size_t)clen;
-    }
+    if (l->tx_seal)
+        n = peermsg_seal(rec, n, l->ktx, &l->seq_tx);
     frame_put_prefix(l->wbuf + l->wlen, n);
     l->wlen += FRAME_LEN_PREFIX + n;
 }

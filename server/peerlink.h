@@ -19,10 +19,10 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-#include <jansson.h>
 #include <libwebsockets.h>
 
 #include "mux.h"
+#include "peermsg.h"
 
 struct edge;
 struct link;
@@ -55,9 +55,9 @@ enum link_state peerlink_state(const struct link *l);
 const char *peerlink_addr(const struct link *l);     /* "[fdaa::2]:7000" */
 const char *peerlink_instance(const struct link *l); /* peer's instance id once up, else "" */
 
-/* Queue a control message (a JSON object; not consumed). 0, -ENOTCONN when
+/* Queue a control message (encoded as JSON; not consumed). 0, -ENOTCONN when
  * the link is not up, -ENOBUFS when its control queue is full. */
-int peerlink_send(struct link *l, json_t *msg);
+int peerlink_send(struct link *l, const struct peermsg *msg);
 /* Open a stream to the peer over an up outbound link (visitor forwarding). */
 mux_stream *peerlink_open_stream(struct link *l, const struct frame_open *o, void *ud);
 

@@ -382,8 +382,8 @@ class Cluster(h.Test):
     def edge(self, k, family=4, admin=True, dns=True, args=(), env=None, log_level=None,
              wait=True, drain=3):
         """Start edge k. dns: add its address to the fleet name first. log_level:
-        default $WARREN_EDGE_LOG_LEVEL, else info."""
-        log_level = log_level or os.environ.get("WARREN_EDGE_LOG_LEVEL") or "info"
+        default $WARREN_EDGE_LOG_LEVEL, else $WARREN_LOG_LEVEL, else info."""
+        log_level = log_level or os.environ.get("WARREN_EDGE_LOG_LEVEL") or h.LOG_LEVEL or "info"
         addr = edge_addr(k, family)
         if family == 6:
             self.add_addr6(addr)

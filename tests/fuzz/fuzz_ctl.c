@@ -7,6 +7,12 @@
  * fills the whole hello); every string field of an accepted message is
  * terminated within its array; and whatever parsed, encoded again, fits
  * CTL_MAX_LEN and parses back to the same fields.
+ *
+ * What each side then does with the fields is fed too: the edge checks a
+ * hello's name (name_validate, and name_explain into the 256-byte message of
+ * its refusal) and its reconnect token (token_verify with a fixed key); the
+ * CLI builds its mux from a welcome's limits (mux_new refuses out-of-range
+ * values with EINVAL, never more).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -14,6 +20,9 @@
 #include <string.h>
 
 #include "ctl.h"
+#include "mux.h"
+#include "names.h"
+#include "token.h"
 
 #define FIELD_OK(s) (strnlen((s), sizeof(s)) < sizeof(s))
 #define SAME(a, b, f) (strcmp((a)->f, (b)->f) == 0)
@@ -31,6 +40,53 @@ static void check_hello_fields(const struct ctl_hello *h)
         abort();
     if (strcmp(h->kind, "http") != 0 && strcmp(h->kind, "tcp") != 0)
         abort();
+}
+
+/* The edge's handling of a parsed hello's name and token (server/session.c). */
+static void edge_side(const struct ctl_hello *h)
+{
+    static const uint8_t key[TOKEN_KEY_LEN] = {1, 2, 3};
+    char msg[256], tok_name[64];
+    size_t n = strlen(h->name);
+    int r = name_validate(h->name, n);
+    if (r != 0 && r != -EINVAL && r != -EPERM)
+        abort();
+    if (r != 0) {
+        memset(msg, 0x5a, sizeof msg);
+        name_explain(h->name, n, msg, sizeof msg);
+        if (strnlen(msg, sizeof msg) == sizeof msg || msg[0] == 0)
+            abort();
+    }
+    if (h->reconnect_token[0]) {
+        r = token_verify(key, h->reconnect_token, strlen(h->reconnect_token), 1700000000u, tok_name,
+                         sizeof tok_name);
+        if (r == 0 ? name_validate(tok_name, strlen(tok_name)) == -EINVAL
+                   : r != -EINVAL && r != -EBADMSG && r != -ETIMEDOUT)
+            abort();
+    }
+}
+
+static void want_write(void *ud)
+{
+    (void)ud;
+}
+
+/* The CLI's use of a welcome's limits (cli/client.c). */
+static void cli_side(const struct ctl_server *s)
+{
+    static const struct mux_ops ops = {want_write, NULL, NULL, NULL, NULL};
+    struct mux_config mc = {.window = s->window ? s->window : 256 * 1024,
+                            .tx_buf = 64 * 1024,
+                            .max_streams = s->max_streams ? s->max_streams : 256,
+                            .odd_ids = false};
+    errno = 0;
+    mux *m = mux_new(&mc, &ops, NULL);
+    if (!m) {
+        if (errno != EINVAL || (mc.window <= (1u << 30) && mc.max_streams <= (1u << 24)))
+            abort();
+        return;
+    }
+    mux_free(m);
 }
 
 static void fuzz_hello(const uint8_t *data, size_t size)
@@ -55,6 +111,7 @@ static void fuzz_hello(const uint8_t *data, size_t size)
         abort();
     }
     check_hello_fields(&h);
+    edge_side(&h);
 
     char *j = ctl_hello_encode(&h);
     if (!j)
@@ -95,6 +152,7 @@ static void fuzz_server(const uint8_t *data, size_t size)
     case CTL_WELCOME:
         if (!s.name[0])
             abort();
+        cli_side(&s);
         j = ctl_welcome_encode(&s);
         break;
     case CTL_ERROR:

@@ -3,9 +3,10 @@
  *
  * The input is decoded as one frame (a WebSocket message) and then walked as
  * a length-prefixed byte stream with frame_split. Invariants checked with
- * abort(): a decoded frame lies inside the input, its payload parses with the
- * matching parser, and OPEN/RST/WINDOW re-encode to frames that decode to the
- * same values.
+ * abort(): a decoded frame lies inside the input, stream 0 carries CTL frames
+ * and nothing else, its payload parses with the matching parser, and
+ * OPEN (with its name and hop extensions), RST, WINDOW and CTL re-encode to
+ * frames that decode to the same values.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,10 +30,19 @@ static void check_roundtrip(const struct frame *f)
             abort();
         if (frame_open_parse(g.payload, g.len, &o2) != 0)
             abort();
-        if (o.proto != o2.proto || strcmp(o.remote, o2.remote) != 0)
+        if (o.proto != o2.proto || strcmp(o.remote, o2.remote) != 0 ||
+            strcmp(o.name, o2.name) != 0 || o.hops != o2.hops)
             abort();
         break;
     }
+    case FRAME_CTL:
+        if (f->stream != 0 || f->len == 0 || f->len > FRAME_CTL_MAX)
+            abort();
+        n = frame_encode_ctl(out, sizeof out, f->payload, f->len);
+        if (n != FRAME_HDR_LEN + f->len || frame_decode(out, n, &g) != 0 || g.type != FRAME_CTL ||
+            g.len != f->len || memcmp(g.payload, f->payload, f->len) != 0)
+            abort();
+        break;
     case FRAME_DATA:
         if (f->len == 0 || f->len > FRAME_MAX_PAYLOAD)
             abort();
@@ -91,7 +101,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct frame f;
     int rc = frame_decode(data, size, &f);
     if (rc == 0) {
-        if (f.payload != data + FRAME_HDR_LEN || f.len != size - FRAME_HDR_LEN || f.stream == 0)
+        if (f.payload != data + FRAME_HDR_LEN || f.len != size - FRAME_HDR_LEN ||
+            (f.stream == 0) != (f.type == FRAME_CTL))
             abort();
         check_roundtrip(&f);
     }

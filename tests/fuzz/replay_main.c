@@ -49,9 +49,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
         return 2;
     }
-    DIR *d = opendir(argv[1]);
+    /* absolute, so a target may change the working directory (fuzz_config) */
+    char *dir = realpath(argv[1], NULL);
+    DIR *d = dir ? opendir(dir) : NULL;
     if (!d) {
         perror(argv[1]);
+        free(dir);
         return 1;
     }
     unsigned n = 0;
@@ -60,14 +63,16 @@ int main(int argc, char **argv)
         if (e->d_name[0] == '.')
             continue;
         char path[4096];
-        snprintf(path, sizeof path, "%s/%s", argv[1], e->d_name);
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         if (replay_file(path) < 0) {
             closedir(d);
+            free(dir);
             return 1;
         }
         n++;
     }
     closedir(d);
+    free(dir);
     printf("replayed %u inputs from %s\n", n, argv[1]);
     return n ? 0 : 1;
 }

@@ -18,14 +18,21 @@ Rules kept here:
   - every wait has a deadline, and the whole test has one (SIGALRM);
   - only 127.0.0.1 / ::1 are used;
   - child output goes to files in a per-test temp dir, printed on failure;
+  - children run at the log level $WARREN_LOG_LEVEL (default: tunneld info,
+    tunnel warn) unless the test picks one;
+  - every secret a test issues (the edge and fleet secrets, tunnel keys,
+    reconnect tokens) is recorded, and teardown fails the test if any log
+    of any child holds one (naming the kind of secret, never its value);
   - exit status: 0 pass, 1 fail, 77 skip (binaries not built).
 """
 
+import base64
 import ctypes
 import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -180,6 +187,88 @@ def _pdeathsig():
         pass
 
 
+# ---------------------------------------------------------------- secrets in logs
+
+# Flags and environment variables whose value is a secret, and its kind.
+SECRET_FLAGS = {"--key": "tunnel key"}
+SECRET_FILE_FLAGS = {"--secret-file": "edge secret", "--fleet-secret-file": "fleet secret"}
+SECRET_ENV = {"TUNNELD_SECRET": "edge secret", "TUNNELD_FLEET_SECRET": "fleet secret",
+              "TUNNEL_KEY": "tunnel key"}
+LOG_LEVEL = os.environ.get("WARREN_LOG_LEVEL") or None  # None: each binary's default
+_B64URL_RUN = re.compile(r"[A-Za-z0-9_-]{60,}")
+
+
+def secret_values(kind, value):
+    """[(kind, text)] to look for in logs for one secret: a tunnel key also by
+    its secret part alone (its "wk_<id>" prefix is not secret)."""
+    value = (value or "").strip()
+    if len(value) < 8:
+        return []
+    out = [(kind, value)]
+    if kind == "tunnel key" and value.startswith("wk_") and value.count("_") >= 2:
+        rest = value.split("_", 2)[2]
+        if len(rest) >= 8:
+            out.append((kind, rest))
+    return out
+
+
+def _unb64u(text):
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, TypeError):
+        return None
+
+
+def find_reconnect_tokens(text, now=None):
+    """Reconnect tokens in text, recognised by their layout (docs/protocol.md:
+    base64url of version 1 | u64 expiry | u8 n | name | 16-byte nonce |
+    32-byte MAC, the expiry within a few days of now, a valid name), so a
+    token is found without knowing the secret that signed it."""
+    now = time.time() if now is None else now
+    found = []
+    for m in _B64URL_RUN.finditer(text):
+        run = m.group(0)
+        for i in range(len(run) - 59):
+            if run[i:i + 2] != "AQ":
+                continue
+            more = _unb64u(run[i:i + 16])  # 12 bytes: version, expiry, n, name...
+            if not more or len(more) < 10:
+                continue
+            n = more[9]
+            total = 1 + 8 + 1 + n + 16 + 32
+            chars = (total * 4 + 2) // 3
+            if n < 1 or n > 63 or i + chars > len(run):
+                continue
+            raw = _unb64u(run[i:i + chars])
+            if not raw or len(raw) != total:
+                continue
+            expiry = int.from_bytes(raw[1:9], "big")
+            name = raw[10:10 + n]
+            if abs(expiry - now) < 4 * 86400 and re.fullmatch(rb"[a-z0-9-]+", name):
+                found.append(run[i:i + chars])
+                break
+    return found
+
+
+def scan_for_secrets(paths, secrets, tokens=True):
+    """[(kind, file name)] for every recorded secret (secrets: {text: kind})
+    found in the files, and every reconnect token (tokens=True)."""
+    hits = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            continue
+        name = os.path.basename(path)
+        for value, kind in secrets.items():
+            if value in text:
+                hits.append((kind, name))
+        if tokens and find_reconnect_tokens(text):
+            hits.append(("reconnect token", name))
+    return sorted(set(hits))
+
+
 # ---------------------------------------------------------------- processes
 
 class Proc:
@@ -197,6 +286,8 @@ class Proc:
         self.cond = threading.Condition()
         self.signalled = False  # we sent a signal: a signal exit is expected
         self.checked_exit = False
+        self.prints_secret = argv[:3] == [TUNNELD, "keys", "add"]  # its stdout is the new key
+        test.note_secrets(argv, env)
         self._err = open(self.err_path, "wb")
         main = threading.current_thread() is threading.main_thread()
         self.p = subprocess.Popen(
@@ -756,6 +847,7 @@ class Test:
         self.need_binaries = need_binaries
         self.procs = []
         self.closers = []
+        self.secrets = {}  # secret text -> kind (what it is, for the report)
         self.checks = 0
         self.failures = []
         self.t0 = time.monotonic()
@@ -871,15 +963,67 @@ class Test:
         r = request(org.port, "GET", "/_count", "127.0.0.1:%d" % org.port, timeout=5)
         return r.json()["count"]
 
-    def secret_file(self, name="secret"):
+    def secret_file(self, name="secret", kind=None):
         path = self.path(name)
+        value = os.urandom(32).hex()
         with open(path, "w") as f:
-            f.write(os.urandom(32).hex() + "\n")
+            f.write(value + "\n")
         os.chmod(path, 0o600)
+        self.add_secret(kind or ("fleet secret" if "fleet" in name else "edge secret"), value)
         return path
 
+    # -- secrets: recorded so that teardown can check no log holds one
+    def add_secret(self, kind, value):
+        """Record a secret this test issued (a key, a token, a secret text)."""
+        for k, v in secret_values(kind, value):
+            self.secrets.setdefault(v, k)
+
+    def note_secrets(self, argv, env):
+        """Record the secrets a child is given by flag, file or environment."""
+        argv = [str(a) for a in argv]
+        for i, a in enumerate(argv):
+            flag, eq, val = a.partition("=")
+            if not eq:
+                val = argv[i + 1] if i + 1 < len(argv) else ""
+            if flag in SECRET_FLAGS:
+                self.add_secret(SECRET_FLAGS[flag], val)
+            elif flag in SECRET_FILE_FLAGS and val and os.path.isfile(val):
+                try:
+                    with open(val, "rb") as f:
+                        self.add_secret(SECRET_FILE_FLAGS[flag],
+                                        f.read().decode("utf-8", "replace").strip())
+                except OSError:
+                    pass
+        for k, kind in SECRET_ENV.items():
+            if env and env.get(k):
+                self.add_secret(kind, env[k])
+
+    def log_files(self):
+        """Every log a child of this test wrote (not the stdout of `tunneld keys
+        add`, which is where a new key is given to its owner)."""
+        paths = []
+        for p in self.procs:
+            paths.append(p.err_path)
+            if not p.prints_secret:
+                paths.append(p.out_path)
+        if self.dir:
+            paths += [os.path.join(self.dir, f) for f in sorted(os.listdir(self.dir))
+                      if f.endswith(".log")]
+        return paths
+
+    def check_secrets(self, what="logs"):
+        """Fail if any log holds a recorded secret or a reconnect token."""
+        paths = self.log_files()
+        hits = scan_for_secrets(paths, self.secrets)
+        for kind, name in hits:
+            self.check(False, "no %s in %s" % (kind, name), "a %s was logged" % kind)
+        if not hits:
+            self.check(True, "%s hold none of the %d secret texts this test issued, nor a "
+                       "reconnect token (%d files)" % (what, len(self.secrets), len(paths)))
+        return not hits
+
     def tunneld(self, args=(), env=None, listen=None, ports=None, domain=DOMAIN, wait=True,
-                drain=3, log_level="info", secret_file=None, label="tunneld", check_start=True):
+                drain=3, log_level=None, secret_file=None, label="tunneld", check_start=True):
         """Start tunneld. listen: list of ADDR:PORT strings (default one free
         127.0.0.1 port). ports: the ports to wait for (default those in listen)."""
         if listen is None:
@@ -893,6 +1037,7 @@ class Test:
             argv += ["--listen", l]
         if drain is not None:
             argv += ["--drain-timeout", str(drain)]
+        log_level = log_level or LOG_LEVEL or "info"
         if log_level:
             argv += ["--log-level", log_level]
         if secret_file:
@@ -925,6 +1070,8 @@ class Test:
             argv += ["--key", key]
         if json_out:
             argv.append("--json")
+        if LOG_LEVEL:
+            argv += ["--log-level", LOG_LEVEL]
         argv += list(args)
         c = self.spawn(label, argv, self.child_env(env))
         c.name = name
@@ -947,6 +1094,8 @@ class Test:
             log("%s did not finish in %ss" % (p.label, timeout))
             p.stop(signal.SIGKILL, 5)
         p.checked_exit = True
+        if p.prints_secret and rc == 0:
+            self.add_secret("tunnel key", p.stdout_text().strip())
         return rc, p.stdout_text(), p.stderr_text()
 
     def on_teardown(self, fn):
@@ -982,6 +1131,8 @@ class Test:
                 for pat in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
                     if pat in err:
                         self.check(False, "%s stderr has no sanitizer report" % p.label, pat)
+        if self.procs:
+            self.check_secrets("the logs of every child")
 
     def report(self):
         dt = time.monotonic() - self.t0

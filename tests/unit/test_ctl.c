@@ -536,8 +536,32 @@ static void test_bounds_of_input(void)
     CHECK(strncmp(small, "field \"name", sizeof small - 1) == 0);
 }
 
+/* An error text is logged by the edge (and the CLI): it never quotes the
+ * input, which may hold a key or a token (jansson quotes a short offending
+ * token as " near '...'"). */
+static void test_error_quotes_nothing(void)
+{
+    static const char *const bad[] = {
+        "{\"type\":\"hello\",\"version\":1,\"key\":\"k\" \"wk_SECRET17x\"}",
+        "{\"type\":\"hello\",\"version\":1,\"key\":wk_SECRET17x}",
+        "{\"type\":\"hello\",\"version\":1,\"key\":[\"a\" \"wk_SECRET17x\"]}",
+        "{\"type\":\"token\",\"reconnect_token\":\"t\" \"wk_SECRET17x\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct ctl_hello h;
+        struct ctl_server sv;
+        err[0] = 0;
+        CHECK_EQ(ctl_hello_parse(bad[i], strlen(bad[i]), &h, err, sizeof err), -EINVAL);
+        CHECK(strstr(err, "not JSON") && !strstr(err, "SECRET") && !strstr(err, "near"));
+        err[0] = 0;
+        CHECK_EQ(ctl_server_parse(bad[i], strlen(bad[i]), &sv, err, sizeof err), -EINVAL);
+        CHECK(strstr(err, "not JSON") && !strstr(err, "SECRET"));
+    }
+}
+
 int main(void)
 {
+    test_error_quotes_nothing();
     test_hello_round_trip();
     test_hello_minimal_and_extra();
     test_welcome_round_trip();

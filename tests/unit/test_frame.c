@@ -385,8 +385,48 @@ static void test_split(void)
     CHECK_EQ(frame_split(bad, sizeof bad - 1, &f), 0);
 }
 
+/* CTL frames (peer links): stream 0 only, 1..FRAME_CTL_MAX bytes of payload;
+ * found by fuzzing: the smallest one, 06 00000000 01, is valid. */
+static void test_ctl(void)
+{
+    uint8_t buf[FRAME_HDR_LEN + FRAME_CTL_MAX + 8];
+    struct frame f;
+    static const uint8_t smallest[] = {6, 0, 0, 0, 0, 1};
+    CHECK_EQ(frame_decode(smallest, sizeof smallest, &f), 0);
+    CHECK_EQ(f.type, FRAME_CTL);
+    CHECK_EQ(f.stream, 0);
+    CHECK_EQ(f.len, 1);
+    CHECK_STR(frame_type_name(FRAME_CTL), "CTL");
+    static const uint8_t on_stream_1[] = {6, 0, 0, 0, 1, '{'};
+    CHECK_EQ(frame_decode(on_stream_1, sizeof on_stream_1, &f), -EINVAL);
+    static const uint8_t empty[] = {6, 0, 0, 0, 0};
+    CHECK_EQ(frame_decode(empty, sizeof empty, &f), -EINVAL);
+    static const uint8_t data_on_0[] = {2, 0, 0, 0, 0, 'x'};
+    CHECK_EQ(frame_decode(data_on_0, sizeof data_on_0, &f), -EINVAL);
+
+    size_t n = frame_encode_ctl(buf, sizeof buf, "{\"a\":1}", 7);
+    CHECK_EQ(n, FRAME_HDR_LEN + 7);
+    CHECK_EQ(frame_decode(buf, n, &f), 0);
+    CHECK(f.type == FRAME_CTL && f.len == 7 && memcmp(f.payload, "{\"a\":1}", 7) == 0);
+    memset(buf + FRAME_HDR_LEN, ' ', FRAME_CTL_MAX + 1);
+    CHECK_EQ(frame_encode_ctl(buf, sizeof buf, buf + FRAME_HDR_LEN, FRAME_CTL_MAX + 1), 0);
+    CHECK_EQ(frame_encode_ctl(buf, sizeof buf, "", 0), 0);
+    buf[0] = FRAME_CTL;
+    memset(buf + 1, 0, 4);
+    CHECK_EQ(frame_decode(buf, FRAME_HDR_LEN + FRAME_CTL_MAX, &f), 0);
+    CHECK_EQ(frame_decode(buf, FRAME_HDR_LEN + FRAME_CTL_MAX + 1, &f), -EINVAL);
+
+    /* on a byte stream */
+    uint8_t stream[16];
+    frame_put_prefix(stream, sizeof smallest);
+    memcpy(stream + 4, smallest, sizeof smallest);
+    CHECK_EQ(frame_split(stream, 4 + sizeof smallest, &f), (long)(4 + sizeof smallest));
+    CHECK_EQ(f.type, FRAME_CTL);
+}
+
 int main(void)
 {
+    test_ctl();
     test_header();
     test_open_roundtrip();
     test_open_invalid();
