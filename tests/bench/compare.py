@@ -349,6 +349,7 @@ def measure(ctx, c, res):
                 put("%s_cpu_%s" % (k, kind), (c1[k] - c0[k]) / (size / 2 ** 30))
     for k in peak.peak:
         put("%s_rss_peak" % k, peak.peak[k] / 1024)
+        put("%s_anon_peak" % k, peak.peak_anon[k] / 1024)
     for k in ("srv", "cli"):
         if r.get("%s_cpu_down" % k):
             put("%s_cpu" % k, (r["%s_cpu_down" % k][-1] + r["%s_cpu_up" % k][-1]) / 2)
@@ -445,8 +446,12 @@ ROWS = [
     ("client CPU s/GiB, upload", "cli_cpu_up", 2, False),
     ("server RSS MiB, idle", "srv_rss_idle", 1, False),
     ("server RSS MiB, peak in bulk", "srv_rss_peak", 1, False),
+    ("server anonymous RSS MiB, idle", "srv_anon_idle", 1, False),
+    ("server anonymous RSS MiB, peak in bulk", "srv_anon_peak", 1, False),
     ("client RSS MiB, idle", "cli_rss_idle", 1, False),
     ("client RSS MiB, peak in bulk", "cli_rss_peak", 1, False),
+    ("client anonymous RSS MiB, idle", "cli_anon_idle", 1, False),
+    ("client anonymous RSS MiB, peak in bulk", "cli_anon_peak", 1, False),
     ("wrk errors + non-2xx (all points, sum of medians)", "errors", 0, False),
 ]
 
@@ -492,7 +497,7 @@ def report(args, res, keys, titles, meta):
              + " |")
     L.append("|---|" + "---:|" * len(pairs))
     for label, metric, _, _ in ROWS:
-        if metric in ("errors",) or "rss_idle" in metric:
+        if metric in ("errors",) or "_idle" in metric:
             continue
         vals = [ratio(med(res, x, metric), med(res, y, metric)) for x, y in pairs]
         if all(v is None for v in vals):
@@ -570,10 +575,11 @@ def targets(res, idle):
         line(kib <= 16, "edge RSS per idle tunnel at 10,000 tunnels <= 16 KiB: %.1f KiB" % kib)
     else:
         line(None, "edge RSS per idle tunnel at 10,000 tunnels (run without --quick)")
-    cr, ci = m("warren", "cli_rss_peak"), m("warren", "cli_rss_idle")
+    cr, ci, ca = m("warren", "cli_rss_peak"), m("warren", "cli_rss_idle"), m("warren",
+                                                                             "cli_anon_peak")
     if cr is not None:
-        line(cr <= 8, "CLI RSS <= 8 MiB: peak %.1f MiB during bulk transfers (idle %.1f MiB)"
-             % (cr, ci or 0))
+        line(cr <= 8, "CLI RSS <= 8 MiB: peak %.1f MiB during bulk transfers (idle %.1f MiB; "
+             "anonymous, without shared libraries, peak %.1f MiB)" % (cr, ci or 0, ca or 0))
     parts, ok = [], True
     for metric, name in (("ka16_rps", "16-conn req/s"), ("down_mibs", "download"),
                          ("up_mibs", "upload")):
@@ -633,7 +639,7 @@ def main():
                     help="smoke check: 1 run, 1 s per wrk point, 32 MiB bulk, 1,000 idle tunnels")
     ap.add_argument("--seconds", type=int, default=5, help="wrk duration per point")
     ap.add_argument("--big-mib", type=int, default=256)
-    ap.add_argument("--idle", default="1000,10000", help="idle tunnel counts")
+    ap.add_argument("--idle", help="idle tunnel counts (default 1000,10000; --quick: 1000)")
     ap.add_argument("--only", default="", help="comma-separated subset of contenders "
                     "(direct,warren,fwd,ssh,lt)")
     ap.add_argument("--out", help="also write the Markdown report here")
@@ -642,7 +648,9 @@ def main():
                     help="give up after this many seconds (default: from runs and sizes)")
     args = ap.parse_args()
     if args.quick:
-        args.runs, args.seconds, args.big_mib, args.idle = 1, 1, 32, "1000"
+        args.runs, args.seconds, args.big_mib = 1, 1, 32
+    if args.idle is None:
+        args.idle = "1000" if args.quick else "1000,10000"
     idle_counts = [int(x) for x in args.idle.split(",") if x]
     classes = [c for c in CONTENDERS if not args.only or c.key in args.only.split(",")]
     command = args.command or " ".join(shlex.quote(a) for a in sys.argv)
@@ -690,10 +698,10 @@ def main():
         time.sleep(1.0)
         for c in contenders:
             r = res.setdefault(c.key, {})
-            if c.srv:
-                r["srv_rss_idle"] = [b.rss_kib(c.srv) / 1024]
-            if c.cli:
-                r["cli_rss_idle"] = [b.rss_kib(c.cli) / 1024]
+            for side, pids in (("srv", c.srv), ("cli", c.cli)):
+                if pids:
+                    rss, anon = b.mem_kib(pids)
+                    r[side + "_rss_idle"], r[side + "_anon_idle"] = [rss / 1024], [anon / 1024]
         for run in range(args.runs):
             meta["loads"].append("%.2f" % os.getloadavg()[0])
             for c in contenders:
