@@ -537,7 +537,6 @@ def targets(res, idle):
 
     m = lambda k, x: med(res, k, x)  # noqa: E731
     d16, w16 = m("direct", "ka16_rps"), m("warren", "ka16_rps")
-    s16, l16 = m("ssh", "ka16_rps"), m("lt", "ka16_rps")
     if d16 and w16:
         r = w16 / d16
         line(r >= 0.5, "1 KiB GETs at 16 connections >= 0.5x direct: %.2fx (%s vs %s req/s)"

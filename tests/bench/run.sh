@@ -24,7 +24,7 @@ cd "$(dirname "$0")/../.."
 src=$PWD
 runs=3
 quick=0
-build=build-bench
+build="build-bench"
 out=""
 install=1
 extra=()
