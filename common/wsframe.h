@@ -39,6 +39,7 @@ enum ws_opcode {
 #define WS_CLOSE_NORMAL 1000
 #define WS_CLOSE_GOING_AWAY 1001
 #define WS_CLOSE_PROTOCOL 1002
+#define WS_CLOSE_POLICY 1008
 #define WS_CLOSE_TOO_BIG 1009
 
 /* Largest header: 2 + 8 (length) + 4 (mask). */

@@ -27,7 +27,8 @@
 #include "session.h"
 #include "visitor.h"
 
-#define SWEEP_US (10 * LWS_US_PER_SEC)
+/* registry reservations and every session's deadlines (session_tick) */
+#define SWEEP_US (500 * LWS_US_PER_MS)
 
 static int signal_pipe_w = -1;
 
@@ -107,6 +108,7 @@ static void sweep(lws_sorted_usec_list_t *sul)
 {
     struct edge *e = lws_container_of(sul, struct edge, sweep_sul);
     registry_sweep(e->reg, edge_now_ms());
+    session_tick(e);
     lws_sul_schedule(e->ctx, 0, &e->sweep_sul, sweep, SWEEP_US);
 }
 

@@ -53,8 +53,8 @@ struct session {
     int fd;
     wsparse *wp;
     struct lwswake wake;
-    lws_sorted_usec_list_t ping_sul;
-    uint64_t last_rx_ms;
+    uint64_t last_rx_ms, last_ping_ms;
+    uint64_t hello_deadline_ms, token_due_ms; /* checked by session_tick */
     uint8_t *pend; /* unsent bytes: the 101, or the rest of a partial write */
     size_t pend_off, pend_len;
     bool pong_pending, ping_due, close_sent, kill;
@@ -69,7 +69,6 @@ struct session {
     unsigned nctl;
     int close_code;
     char close_reason[96];
-    lws_sorted_usec_list_t hello_sul, token_sul;
     struct fleet_wait *claim; /* the fleet is being asked for the name */
     bool welcomed;            /* WELCOME went out: the name is really ours */
     char client[64];
@@ -158,13 +157,6 @@ static void refuse(struct session *s, const char *code, const char *message, int
     session_close(s, close_code, code);
 }
 
-static void hello_timeout(lws_sorted_usec_list_t *sul)
-{
-    struct session *s = lws_container_of(sul, struct session, hello_sul);
-    if (s->state == S_HELLO)
-        refuse(s, "timeout", "no hello within the deadline", LWS_CLOSE_STATUS_POLICY_VIOLATION);
-}
-
 static uint64_t unix_now(void)
 {
     return (uint64_t)time(NULL);
@@ -175,16 +167,11 @@ static int issue_token(struct session *s, char *out, size_t cap)
     return token_issue(s->e->cfg->secret, s->name, unix_now() + TOKEN_LIFETIME_S, out, cap);
 }
 
-static void token_refresh(lws_sorted_usec_list_t *sul)
+static void token_refresh(struct session *s)
 {
-    struct session *s = lws_container_of(sul, struct session, token_sul);
     char tok[TOKEN_MAX_LEN];
-    if (s->state != S_ACTIVE)
-        return;
     if (issue_token(s, tok, sizeof tok) == 0)
         queue_ctl(s, ctl_token_encode(tok));
-    lws_sul_schedule(s->e->ctx, 0, &s->token_sul, token_refresh,
-                     (lws_usec_t)TOKEN_REFRESH_S * LWS_US_PER_SEC);
 }
 
 /* Pick the name: asked for, reclaimed with a token, or random. 0 or refused.
@@ -286,9 +273,7 @@ static void welcome(struct session *s)
     }
     s->state = S_ACTIVE;
     s->welcomed = true;
-    lws_sul_cancel(&s->hello_sul);
-    lws_sul_schedule(e->ctx, 0, &s->token_sul, token_refresh,
-                     (lws_usec_t)TOKEN_REFRESH_S * LWS_US_PER_SEC);
+    s->token_due_ms = edge_now_ms() + (uint64_t)TOKEN_REFRESH_S * 1000;
     e->stats.tunnels_opened++;
     log_info("tunnel=%s online peer=%s url=%s client=\"%s\"", s->name, s->peer, w.url, s->client);
 }
@@ -562,32 +547,49 @@ static int on_writeable(struct session *s)
     return 0;
 }
 
-/* Every half ping interval: ping after one silent interval, drop after three. */
-static void ping_check(lws_sorted_usec_list_t *sul)
+/*
+ * Deadlines of one session, checked by session_tick (one timer for all
+ * sessions: libwebsockets keeps its timers in one sorted list, and a timer
+ * per session made 10,000 idle tunnels cost a third of a core): the hello
+ * deadline, the hourly token refresh, a ping after one silent ping interval,
+ * and the drop after three.
+ */
+static void check_session(struct session *s, uint64_t now)
 {
-    struct session *s = lws_container_of(sul, struct session, ping_sul);
-    struct edge *e = s->e;
-    uint64_t idle = edge_now_ms() - s->last_rx_ms, iv = (uint64_t)e->cfg->ping_interval * 1000;
+    const struct config *c = s->e->cfg;
+    uint64_t iv = (uint64_t)c->ping_interval * 1000, idle = now - s->last_rx_ms;
+    if (s->kill)
+        return;
+    if (s->state == S_HELLO && now >= s->hello_deadline_ms) {
+        refuse(s, "timeout", "no hello within the deadline", WS_CLOSE_POLICY);
+        return;
+    }
+    if (s->state == S_ACTIVE && now >= s->token_due_ms) {
+        token_refresh(s);
+        s->token_due_ms = now + (uint64_t)TOKEN_REFRESH_S * 1000;
+    }
     if (idle >= 3 * iv) {
         log_info("tunnel=%s peer=%s silent for %llu s: closing", s->name[0] ? s->name : "-",
                  s->peer, (unsigned long long)(idle / 1000));
         s->kill = true;
         want_write(s);
-        return;
-    }
-    if (idle >= iv) {
+    } else if (idle >= iv && now - s->last_ping_ms >= iv) {
+        s->last_ping_ms = now;
         s->ping_due = true;
         want_write(s);
     }
-    lws_sul_schedule(e->ctx, 0, &s->ping_sul, ping_check, (lws_usec_t)iv * 1000 / 2);
+}
+
+void session_tick(struct edge *e)
+{
+    uint64_t now = edge_now_ms();
+    for (struct session *s = e->sessions; s; s = s->next)
+        check_session(s, now);
 }
 
 static void session_free(struct session *s)
 {
     struct edge *e = s->e;
-    lws_sul_cancel(&s->hello_sul);
-    lws_sul_cancel(&s->token_sul);
-    lws_sul_cancel(&s->ping_sul);
     lwswake_cancel(&s->wake);
     wsparse_free(s->wp);
     free(s->pend);
@@ -658,10 +660,7 @@ int session_adopt(struct edge *e, int fd, const char *peer, const char *accept_k
         e->sessions->prev = s;
     e->sessions = s;
     e->nsessions++;
-    lws_sul_schedule(e->ctx, 0, &s->hello_sul, hello_timeout,
-                     (lws_usec_t)e->cfg->hello_timeout * LWS_US_PER_SEC);
-    lws_sul_schedule(e->ctx, 0, &s->ping_sul, ping_check,
-                     (lws_usec_t)e->cfg->ping_interval * LWS_US_PER_SEC / 2);
+    s->hello_deadline_ms = s->last_rx_ms + (uint64_t)e->cfg->hello_timeout * 1000;
     want_write(s);
     /* bytes that came right behind the upgrade request are WebSocket already */
     if (extra_len) {

@@ -38,6 +38,9 @@ bool session_is_active(const struct session *s);
 /* The name moved to another edge (its owner reconnected there): free the
  * name here at once, no reservation, and close the session (4000). */
 void session_displace(struct session *s, const char *why);
+/* Check every session's deadlines (hello, token refresh, ping, silence);
+ * edge.c calls it from its periodic sweep. */
+void session_tick(struct edge *e);
 /* Close every session (drain). */
 void session_close_all(struct edge *e, int code, const char *reason);
 /* Free every session's state at context destruction. */

@@ -2,7 +2,8 @@
 /_tunnel is checked (key, version, subprotocol) with a 400 that says what is
 wrong; a real client (python3-websockets) gets the subprotocol echoed, its
 pings answered and its close echoed with the same code; a client that goes
-silent is dropped after three ping intervals; frames that break RFC 6455
+silent is dropped after three ping intervals, one that never says hello
+is refused at --hello-timeout; frames that break RFC 6455
 (unmasked, reserved bits, oversized) get the close code for it."""
 
 import asyncio
@@ -141,6 +142,31 @@ with h.Test("ws-handshake", timeout=90) as t:
     t.eq(close_code_after(port, bytes([0xc1]) + masked(1, b"x")[1:]), 1002, "RSV1 set: 1002")
     t.eq(close_code_after(port, masked(2, b"\x00" * 40000)), 1009, "40,000-byte message: 1009")
     t.eq(close_code_after(port, masked(1, b"x" * 5000)), 1009, "5,000-byte text message: 1009")
+
+    t.step("no hello within --hello-timeout: ERROR timeout, then close 1008")
+    edge2 = t.tunneld(args=("--hello-timeout", "1"), label="tunneld-hello")
+    s, head, buf = raw_upgrade(edge2.port, "Sec-WebSocket-Version: 13\r\n")
+    t0 = time.monotonic()
+    frames = []
+    s.settimeout(6)
+    while True:
+        try:
+            fr, buf = read_frame(s, buf)
+        except OSError:
+            fr = None
+        if fr is None:
+            break
+        frames.append(fr)
+        if fr[0] == 8:
+            break
+    took = time.monotonic() - t0
+    s.close()
+    texts = [json.loads(f[1]) for f in frames if f[0] == 1]
+    t.check(any(m.get("type") == "error" and m.get("code") == "timeout" for m in texts),
+            "ERROR timeout sent", texts)
+    closes = [struct.unpack(">H", f[1][:2])[0] for f in frames if f[0] == 8 and len(f[1]) >= 2]
+    t.eq(closes, [1008], "closed with 1008")
+    t.check(0.8 <= took <= 3.0, "at about the 1 s deadline", took)
 
     t.step("a real client: subprotocol, ping, hello, close echoed")
 
