@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <malloc.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -274,6 +275,18 @@ int main(int argc, char **argv)
     c.stdout_tty = isatty(STDOUT_FILENO);
     if (local_resolve(&c) < 0)
         return EXIT_USAGE;
+    /* libwebsockets sizes its fd table from the soft open-files limit and
+     * Debian's 4.1.6 scans all of it each time it adopts a socket (a smaller
+     * fd_limit_per_thread makes it scan on every event): 4096 covers 256
+     * streams per tunnel many times over and keeps the scan short. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
+        if (rl.rlim_cur != want) {
+            rl.rlim_cur = want;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
+    }
     lws_set_log_level(cfg.log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : 0, NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -281,7 +294,6 @@ int main(int argc, char **argv)
     info.protocols = protocols;
     info.user = &c;
     info.pt_serv_buf_size = 64 * 1024;
-    info.fd_limit_per_thread = 4096;
     info.options = 0; /* TLS is ours (conn.c): lws needs no SSL context */
     c.ctx = lws_create_context(&info);
     if (!c.ctx) {

@@ -159,12 +159,23 @@ void edge_drain(struct edge *e)
     edge_check_drained(e);
 }
 
+/* Soft RLIMIT_NOFILE to the hard limit, at most EDGE_MAX_FDS. libwebsockets
+ * sizes its fd table from the soft limit, and Debian's 4.1.6 (built with
+ * assertions) scans that whole table each time it adopts a socket: the limit
+ * is a cost per new connection (about 0.5 ns per entry), not only a cap.
+ * Given a smaller fd_limit_per_thread instead, it scans the table on every
+ * event, which is worse. docs/operations.md, "Open files". */
+#define EDGE_MAX_FDS 65536
+
 static void raise_nofile(void)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = rl.rlim_max < EDGE_MAX_FDS ? rl.rlim_max : EDGE_MAX_FDS;
+        if (rl.rlim_cur != want) {
+            rl.rlim_cur = want;
+            setrlimit(RLIMIT_NOFILE, &rl);
+        }
     }
 }
 
@@ -232,8 +243,6 @@ struct edge *edge_new(const struct config *cfg)
     if (!e->reg || !e->txbuf || !e->rxbuf)
         goto fail;
     raise_nofile();
-    struct rlimit rl;
-    getrlimit(RLIMIT_NOFILE, &rl);
 
     lws_set_log_level(log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : 0, NULL);
     struct lws_context_creation_info info;
@@ -242,7 +251,6 @@ struct edge *edge_new(const struct config *cfg)
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.pt_serv_buf_size = 64 * 1024;
     info.max_http_header_data = 16384;
-    info.fd_limit_per_thread = rl.rlim_cur > 1000000 ? 1000000 : (unsigned)rl.rlim_cur;
     e->ctx = lws_create_context(&info);
     if (!e->ctx) {
         log_errx("could not create the event loop");
