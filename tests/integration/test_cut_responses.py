@@ -7,7 +7,9 @@ EOF; and a body that did end (the local service closed after the last byte)
 must still arrive whole with a clean EOF, even for a visitor that reads the
 end of it seconds after the edge closed its side. A Content-Length response
 cut short is closed, not kept alive, so the visitor sees the missing bytes
-as an error at once. Found by tests/cluster/test_chaos.py."""
+as an error at once. The other way round, a raw pipe after a 101 whose
+visitor side is cut (its edge dies) must reach the local service as a reset
+from the CLI, not as a clean EOF. Found by tests/cluster/test_chaos.py."""
 
 import signal
 import socket
@@ -23,7 +25,9 @@ class CloseOrigin:
     """A local service that answers every request with pattern bytes:
     GET /close?n=N[&pace_ms=P]: no Content-Length, Connection: close, the
     body in 64 KiB pieces (P ms apart), then close; GET /cl?n=N&pace_ms=P: the
-    same with Content-Length, on a keep-alive connection."""
+    same with Content-Length, on a keep-alive connection. GET /rawup with
+    Upgrade: 101, then read until the connection ends; how it ended ("eof"
+    or "reset") and the byte count go to self.raw_ends."""
 
     def __init__(self):
         self.lsock = socket.socket()
@@ -33,6 +37,7 @@ class CloseOrigin:
         self.lsock.settimeout(0.2)
         self.port = self.lsock.getsockname()[1]
         self.stop = threading.Event()
+        self.raw_ends = []
         threading.Thread(target=self.accept, daemon=True).start()
 
     def accept(self):
@@ -57,6 +62,20 @@ class CloseOrigin:
             path, _, query = target.partition("?")
             q = dict(kv.split("=") for kv in query.split("&") if "=" in kv)
             n, pace = int(q.get("n", "0")), int(q.get("pace_ms", "0")) / 1000.0
+            if path == "/rawup":
+                c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+                          b"Upgrade: cut-test\r\n\r\n")
+                got = len(head.partition(b"\r\n\r\n")[2])
+                try:
+                    while True:
+                        d = c.recv(65536)
+                        if not d:
+                            self.raw_ends.append(("eof", got))
+                            return
+                        got += len(d)
+                except ConnectionResetError:
+                    self.raw_ends.append(("reset", got))
+                return
             if path == "/cl":
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
             else:
@@ -169,3 +188,19 @@ with h.Test("cut-responses", timeout=80) as t:
              "(%d bytes arrived)" % len(body))
         t.check(body == h.pattern_bytes(len(body), 5), "the bytes before the cut are right")
 
+    with t.part("the edge dies during a raw upload after a 101: the local service sees a reset"):
+        edge3 = t.tunneld(label="tunneld-3")
+        t.tunnel(edge3, org.port, name="cut3", label="tunnel-3")
+        with h.HttpConn(edge3.port, timeout=10) as conn:
+            conn.send(h.build_request("GET", "/rawup", edge3.host("cut3"),
+                                      [("Connection", "Upgrade"), ("Upgrade", "cut-test")]))
+            r = conn.read_head()
+            t.eq(r.status, 101, "the upgrade was accepted")
+            for piece in h.pattern_chunks(256 * 1024, 6, 16 * 1024):
+                conn.send(bytes(piece))
+            time.sleep(0.5)
+            edge3.send(signal.SIGKILL)
+            t.eq(edge3.wait_exit(5), -signal.SIGKILL, "the edge was killed mid-pipe")
+        t.check(h.wait_until(lambda: org.raw_ends, 5), "the local service's connection ended")
+        t.eq(org.raw_ends[:1] and org.raw_ends[0][0], "reset",
+             "it ended with a reset, not a clean EOF (%r)" % org.raw_ends)
