@@ -8,7 +8,10 @@
  * while the stream's tx buffer has room, tunnel -> local writes what the rx
  * buffer holds and returns credit. EOF on either side is passed on as a
  * half-close. Requests and responses are observed (hobs) to report one
- * "request" event per exchange.
+ * "request" event per exchange. A stream reset in the middle of an exchange
+ * (a request or response under way, or a raw pipe after a 101) resets the
+ * local connection: the local service must not mistake the cut for a clean
+ * end.
  */
 #include <errno.h>
 #include <netdb.h>
@@ -379,10 +382,23 @@ void local_stream_writable(struct local *l)
     set_reading(l);
 }
 
+/* A request sent whose response has not ended, a request or response under
+ * way, or a raw pipe: closing now would cut an exchange. */
+static bool mid_exchange(const struct local *l)
+{
+    return l->qn > 0 || hobs_in_message(l->req_obs) || hobs_in_message(l->resp_obs) ||
+           hobs_is_raw(l->req_obs) || hobs_is_raw(l->resp_obs);
+}
+
 void local_stream_closed(struct local *l, uint16_t code)
 {
     log_debug("tunnel=%s stream reset by the edge (%s)", l->c->name, frame_rst_name(code));
     l->st = NULL;
+    if (l->wsi && l->connected && mid_exchange(l)) {
+        /* close with a reset (SO_LINGER 0), never a clean end */
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        setsockopt(l->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    }
     if (l->wsi)
         kill_later(l);
     else

@@ -13,9 +13,17 @@
  * by hobs to learn where responses end (pipelining, HEAD, 1xx, 101).
  *
  * The edge answers by itself only while no byte of the current response has
- * been written; later failures just close the connection. Closing after an
- * answer is lingering: shut the write side, discard input until EOF or a short
+ * been written; later failures close the connection. Closing after an answer
+ * is lingering: shut the write side, discard input until EOF or a short
  * deadline, then close, so the visitor's kernel does not throw the answer away.
+ *
+ * A response body delimited by the end of the connection (no Content-Length,
+ * not chunked; or the raw pipe after a 101) has only a TCP reset to say it was
+ * cut. From its head until the tunnel's FIN the socket closes abortively
+ * (SO_LINGER 0): if the stream fails, or this process dies, the visitor sees
+ * a reset, never a clean end after short data. The tunnel's FIN turns that off
+ * before the graceful close. Any response cut by a failed stream ends in a
+ * reset too.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -75,6 +83,7 @@ struct visitor {
     char host[256];
     enum vstate state;
     bool reading, read_eof, wr_shut, kill, html, draining;
+    bool abortive;         /* SO_LINGER 0: closing resets the connection */
     unsigned pending;      /* requests forwarded, response not finished */
     uint64_t head_fifo;    /* bit i: pending request i was HEAD */
     uint64_t upgrade_fifo; /* bit i: pending request i asked for an upgrade */
@@ -126,6 +135,14 @@ static void set_reading(struct visitor *v)
         v->reading = want;
         lws_rx_flow_control(v->wsi, want ? 1 : 0);
     }
+}
+
+/* on: a close (ours, or the kernel's when this process dies) sends a reset. */
+static void set_abortive(struct visitor *v, bool on)
+{
+    struct linger lg = {.l_onoff = on ? 1 : 0, .l_linger = 0};
+    if (v->abortive != on && setsockopt(v->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0)
+        v->abortive = on;
 }
 
 static void kill_later(struct visitor *v)
@@ -216,8 +233,11 @@ static void resp_on_head(void *ud, const struct hmsg_head *h)
 {
     struct visitor *v = ud;
     v->resp_status = h->status;
-    if (h->status != 101)
+    if (h->status != 101) {
+        if (h->until_eof)
+            set_abortive(v, true); /* only the tunnel's FIN ends this response cleanly */
         return;
+    }
     if (v->pending == 0 || !(v->upgrade_fifo & 1) || v->state == V_ERROR || v->state == V_LINGER) {
         /* a 101 nobody asked for must not turn the connection into a pipe:
          * later bytes of the visitor (maybe a request for another tunnel)
@@ -234,6 +254,7 @@ static void resp_on_head(void *ud, const struct hmsg_head *h)
             v->state = V_ERROR;
         return;
     }
+    set_abortive(v, true); /* only the tunnel's FIN ends the raw pipe cleanly */
     /* after a 101 neither direction is HTTP any more: a raw pipe */
     v->state = V_RAW;
     log_debug("visitor=%s tunnel=%s upgraded: raw pipe", v->peer, v->name);
@@ -835,6 +856,7 @@ static void on_stream_done(struct visitor *v)
         return;
     }
     hobs_eof(v->resp);
+    set_abortive(v, false); /* the tunnel ended it: a clean end */
     linger(v);
 }
 
@@ -929,6 +951,7 @@ static int on_writeable(struct visitor *v)
             /* half-close: the tunnel is done sending, the visitor may still send */
             if (!v->wr_shut) {
                 v->wr_shut = true;
+                set_abortive(v, false);
                 shutdown(v->fd, SHUT_WR);
             }
             return 0;
@@ -981,6 +1004,8 @@ void visitor_stream_closed(struct visitor *v, uint16_t code)
         respond_now(v, code == RST_TOO_MANY ? 503 : code == RST_TIMEOUT ? 504 : 502, msg);
         return;
     }
+    if (hobs_in_message(v->resp) || v->state == V_RAW)
+        set_abortive(v, true); /* cut mid-response: a reset, never a clean end */
     kill_later(v);
 }
 
