@@ -123,7 +123,10 @@ class Recorder:
         rd = _Reader(s, c, self.lock)
         try:
             self._requests(s, c, rd)
-        except _Incomplete:
+        except (_Incomplete, ConnectionResetError):
+            # the stream was cut: the CLI resets its connection to the
+            # application so that the cut is seen (docs/http.md); what arrived
+            # is recorded, and a reset is not a parse error
             pass
         except (OSError, ValueError) as e:
             c.error = "%s: %s" % (type(e).__name__, e)
