@@ -16,6 +16,7 @@
 
 #include "lwsraw.h"
 #include "cli.h"
+#include "fdlimit.h"
 #include "frame.h"
 #include "log.h"
 #include "opts.h"
@@ -257,6 +258,11 @@ int main(int argc, char **argv)
     if (r)
         return r;
     log_init("tunnel", cfg.log_level);
+    unsigned long nofile_was, nofile;
+    if (fdlimit_raise(0, &nofile_was, &nofile) < 0)
+        log_warnx("open files: could not raise the limit from %lu", nofile_was);
+    else
+        log_info("open files: limit %lu (was %lu)", nofile, nofile_was);
     c.cfg = &cfg;
     if (local_resolve(&c) < 0)
         return EXIT_USAGE;

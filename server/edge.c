@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,10 @@
 #include "admin.h"
 #include "auth.h"
 #include "edge.h"
+#include "fdlimit.h"
 #include "fleet.h"
 #include "frame.h"
+#include "quota.h"
 #include "listener.h"
 #include "log.h"
 #include "peerlink.h"
@@ -102,6 +105,9 @@ static void sweep(lws_sorted_usec_list_t *sul)
 {
     struct edge *e = lws_container_of(sul, struct edge, sweep_sul);
     registry_sweep(e->reg, edge_now_ms());
+    /* After a flood the heap is full of free holes between live chunks that
+     * free() cannot give back: return their pages so RSS follows the load. */
+    malloc_trim(0);
     lws_sul_schedule(e->ctx, 0, &e->sweep_sul, sweep, SWEEP_US);
 }
 
@@ -152,13 +158,29 @@ void edge_drain(struct edge *e)
     edge_check_drained(e);
 }
 
-static void raise_nofile(void)
+/* Every connection is a file descriptor: take all the hard limit allows, and
+ * derive the connection limit from it. */
+static int setup_limits(struct edge *e)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
+    unsigned long before, after;
+    int r = fdlimit_raise(0, &before, &after);
+    if (r < 0)
+        log_warnx("open files: could not raise the limit from %lu: %s", before, strerror(-r));
+    else if (after != before)
+        log_info("open files: limit raised from %lu to %lu", before, after);
+    else
+        log_info("open files: limit %lu", after);
+    e->quota = quota_new(e->cfg, after);
+    if (!e->quota)
+        return -1;
+    unsigned maxc = quota_max_connections(e->quota);
+    log_info("at most %u public connections at once (--max-connections%s)", maxc,
+             e->cfg->max_connections ? "" : " 0: open-files limit minus 256");
+    if (maxc + 64 > after)
+        log_warnx("--max-connections %u leaves fewer than 64 of the %lu open files for "
+                  "listeners, peers and the admin endpoint: accept() may fail first",
+                  maxc, after);
+    return 0;
 }
 
 static int setup_signals(struct edge *e)
@@ -223,7 +245,8 @@ struct edge *edge_new(const struct config *cfg)
     e->txbuf = malloc(LWS_PRE + FRAME_MAX_LEN);
     if (!e->reg || !e->txbuf)
         goto fail;
-    raise_nofile();
+    if (setup_limits(e) < 0)
+        goto fail;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
 
@@ -311,6 +334,7 @@ void edge_free(struct edge *e)
         close(e->sigpipe[1]);
     signal_pipe_w = -1;
     registry_free(e->reg);
+    quota_free(e->quota);
     auth_free(e->auth);
     free(e->txbuf);
     free(e);

@@ -22,6 +22,7 @@ struct peers;
 struct peerlinks;
 struct fleet;
 struct admin;
+struct quota;
 
 /* Every raw-file connection's opaque user data starts with one of these, so
  * the raw protocol callback knows whose it is. */
@@ -88,6 +89,7 @@ struct edge {
     struct peerlinks *links; /* peer links (peerlink.c) */
     struct fleet *fl;        /* lookups, claims, forwarded streams (fleet.c) */
     struct admin *admin;     /* --admin-listen endpoint (admin.c); NULL when off */
+    struct quota *quota;     /* connection, handshake and per-address limits (quota.c) */
 };
 
 /* Create the edge: lws context, vhost, listeners (bound now, so errors are
