@@ -22,6 +22,8 @@
 #include "visitor.h"
 
 #define ACCEPT_BATCH 64
+/* a reconnect storm waits here, not in SYN retries (the kernel caps it at somaxconn) */
+#define LISTEN_BACKLOG 4096
 #define PAUSE_MIN_MS 50
 #define PAUSE_MAX_MS 1000
 #define WARN_EVERY_MS 10000
@@ -74,7 +76,7 @@ struct listener *listener_new(struct edge *e, const struct listen_addr *la)
         free(l);
         return NULL;
     }
-    if (listen(l->fd, 1024) < 0) {
+    if (listen(l->fd, LISTEN_BACKLOG) < 0) {
         log_err("listen %s: listen", la->text);
         close(l->fd);
         free(l);
