@@ -60,6 +60,16 @@ def tcp_state(sock):
     return TCP_INFO_STATE.get(info[0], str(info[0]))
 
 
+def last_data_age(sock):
+    """Seconds since the kernel last received data on sock (tcpi_last_data_recv):
+    when an answer arrived, even if this process only looks much later."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    except OSError:
+        return 0.0
+    return struct.unpack_from("I", info, 52)[0] / 1000.0
+
+
 def new_sock(source=None, rcvbuf=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setblocking(False)
@@ -108,25 +118,27 @@ class Slow:
         self.peak_open = max(self.peak_open, self.open_now)
         return s
 
-    def done(self, s, kind, outcome, since, extra=None):
+    def done(self, s, kind, outcome, since, extra=None, at=None):
         self.open_now -= 1
-        rec = {"kind": kind, "outcome": outcome, "after": round(time.monotonic() - since, 3)}
+        at = at or time.monotonic()
+        rec = {"kind": kind, "outcome": outcome, "after": round(at - since, 3)}
         if extra:
             rec.update(extra)
         self.records.append(rec)
         s.close()
 
     async def reader(self, s, box):
-        """Collect what the edge sends until EOF or reset."""
+        """Collect what the edge sends until EOF or reset. box["first"]: when
+        the first bytes arrived, by the kernel's clock."""
         try:
             while True:
                 d = await self.loop.sock_recv(s, 4096)
                 if not d:
                     box["end"] = "eof"
                     return
-                box["data"] += d
                 if box["first"] is None:
-                    box["first"] = time.monotonic()
+                    box["first"] = time.monotonic() - last_data_age(s)
+                box["data"] += d
         except (ConnectionResetError, BrokenPipeError):
             box["end"] = "reset"
         except OSError as e:
@@ -179,7 +191,6 @@ class Slow:
                 rd.cancel()
             if state == "established" and first is None:
                 box["end"] = ended
-        t_ans = box["first"] or time.monotonic()
         st = status_of(box["data"])
         if st is not None:
             outcome = str(st)
@@ -189,7 +200,7 @@ class Slow:
             outcome = state
         else:
             outcome = "open"
-        self.done(s, kind, outcome, since, {"answer_after": round(t_ans - since, 3)})
+        self.done(s, kind, outcome, since, at=box["first"] if st is not None else None)
         return outcome
 
     async def slow_read(self, s):
