@@ -67,8 +67,8 @@ with h.Test("drain", timeout=90) as t:
     t.check(cli.alive(), "CLI did not exit")
 
     t.step("drain timeout 2 s with a download that cannot finish")
-    edge2 = t.tunneld(drain=2, listen=["127.0.0.1:%d" % port])
     n_online = len([e for e in cli.events if e.get("event") == "online"])
+    edge2 = t.tunneld(drain=2, listen=["127.0.0.1:%d" % port])
     t.require(h.wait_until(lambda: len([e for e in cli.events if e.get("event") == "online"])
                            > n_online, 15), "CLI back online on the new edge")
     th = threading.Thread(target=dl, args=(256 * 1024, 200 * MIB, 22, "b"), daemon=True)
