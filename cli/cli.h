@@ -32,6 +32,7 @@ enum cli_exit {
     EXIT_AUTH_FAILED = 5,
     EXIT_VERSION = 6,
     EXIT_REFUSED = 7,
+    EXIT_TOO_MANY_TUNNELS = 8, /* too_many_tunnels: the edge's --max-tunnels-per-ip */
 };
 
 struct cli_config {

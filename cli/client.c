@@ -175,6 +175,8 @@ static int exit_code_for(const char *code)
         return EXIT_AUTH_FAILED;
     if (strcmp(code, "version_unsupported") == 0)
         return EXIT_VERSION;
+    if (strcmp(code, "too_many_tunnels") == 0)
+        return EXIT_TOO_MANY_TUNNELS;
     if (strcmp(code, "internal") == 0 || strcmp(code, "timeout") == 0 ||
         strcmp(code, "unavailable") == 0)
         return -1; /* transient: retry */

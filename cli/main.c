@@ -18,6 +18,7 @@
 
 #include "lwsraw.h"
 #include "cli.h"
+#include "fdlimit.h"
 #include "frame.h"
 #include "log.h"
 #include "opts.h"
@@ -271,22 +272,19 @@ int main(int argc, char **argv)
     if (r)
         return r;
     log_init("tunnel", cfg.log_level);
+    /* The soft open-files limit: the hard one, at most 4096. libwebsockets
+     * sizes its fd table from it and Debian's 4.1.6 scans all of that table
+     * each time it adopts a socket (a smaller fd_limit_per_thread makes it
+     * scan on every event); 4096 covers 256 streams per tunnel many times. */
+    unsigned long nofile_was, nofile;
+    if (fdlimit_raise(4096, &nofile_was, &nofile) < 0)
+        log_warnx("open files: could not set the limit (it is %lu)", nofile_was);
+    else
+        log_debug("open files: limit %lu (was %lu)", nofile, nofile_was);
     c.cfg = &cfg;
     c.stdout_tty = isatty(STDOUT_FILENO);
     if (local_resolve(&c) < 0)
         return EXIT_USAGE;
-    /* libwebsockets sizes its fd table from the soft open-files limit and
-     * Debian's 4.1.6 scans all of it each time it adopts a socket (a smaller
-     * fd_limit_per_thread makes it scan on every event): 4096 covers 256
-     * streams per tunnel many times over and keeps the scan short. */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rlim_t want = rl.rlim_max < 4096 ? rl.rlim_max : 4096;
-        if (rl.rlim_cur != want) {
-            rl.rlim_cur = want;
-            setrlimit(RLIMIT_NOFILE, &rl);
-        }
-    }
     lws_set_log_level(cfg.log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : 0, NULL);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);

@@ -39,6 +39,7 @@
 #include "edge.h"
 #include "hmsg.h"
 #include "log.h"
+#include "quota.h"
 #include "registry.h"
 
 #define ADMIN_VERSION "0.1.0"
@@ -244,6 +245,30 @@ static void render_edge(struct wr *w, const struct edge *e)
     labelled(w, "warren_edge_errors_total", "status", "504", s->errors_504);
 }
 
+static void render_limits(struct wr *w, const struct edge *e)
+{
+    const struct quota_stats *q = quota_stats(e->quota);
+    metric(w, "warren_max_connections", "gauge",
+           "Public connections allowed at once (--max-connections).",
+           quota_max_connections(e->quota));
+    family(w, "warren_limit_refusals_total", "counter",
+           "Refusals by a limit: connections (503 at accept), handshake_rate (429), "
+           "tunnels_per_ip (too_many_tunnels), streams (503).");
+    labelled(w, "warren_limit_refusals_total", "limit", "connections", q->conn_refused);
+    labelled(w, "warren_limit_refusals_total", "limit", "handshake_rate", q->handshakes_limited);
+    labelled(w, "warren_limit_refusals_total", "limit", "tunnels_per_ip", q->tunnels_refused);
+    labelled(w, "warren_limit_refusals_total", "limit", "streams", q->streams_refused);
+    family(w, "warren_visitor_timeouts_total", "counter",
+           "Visitor connections cut by a deadline: head (408), body (slower than --min-rate over "
+           "--body-timeout), send (took a response slower than --min-rate over --send-timeout).");
+    labelled(w, "warren_visitor_timeouts_total", "deadline", "head", q->head_timeouts);
+    labelled(w, "warren_visitor_timeouts_total", "deadline", "body", q->body_timeouts);
+    labelled(w, "warren_visitor_timeouts_total", "deadline", "send", q->send_timeouts);
+    metric(w, "warren_accept_pauses_total", "counter",
+           "Pauses of accepting because accept() failed for lack of file descriptors or memory.",
+           q->accept_pauses);
+}
+
 static void render_latency(struct wr *w, const struct fleet_stats *f)
 {
     const char *name = "warren_lookup_duration_seconds";
@@ -305,6 +330,7 @@ static ssize_t render_metrics(const struct admin *a, char *buf, size_t cap)
 {
     struct wr w = {.p = buf, .cap = cap};
     render_edge(&w, a->e);
+    render_limits(&w, a->e);
     render_fleet(&w, &a->e->fleet);
     metric(&w, "warren_admin_connections", "gauge",
            "Open connections to this admin endpoint, the asking one included.", a->nconns);

@@ -41,6 +41,24 @@ static const struct opt options[] = {
     {"hello-timeout", OPT_INT, 1, 600, "10", "SECS", "a new tunnel must say hello within"},
     {"max-streams", OPT_INT, 1, 65536, "256", "N", "concurrent streams per tunnel (then 503)"},
     {"window", OPT_INT, 65536, 16777216, "262144", "BYTES", "per-stream flow-control window"},
+    {"body-timeout", OPT_INT, 1, 86400, "30", "SECS",
+     "a request body must bring --min-rate bytes/s over each period this long (else 408)"},
+    {"send-timeout", OPT_INT, 1, 86400, "30", "SECS",
+     "a visitor must take --min-rate bytes/s of a waiting response over each period this long "
+     "(else the connection is reset)"},
+    {"min-rate", OPT_INT, 0, 1000000000, "500", "BYTES",
+     "slowest transfer rate per visitor for --body-timeout and --send-timeout (0: one byte per "
+     "period)"},
+    {"max-connections", OPT_INT, 0, 10000000, "0", "N",
+     "public connections at once, tunnels included; more are answered 503 and closed (0: the "
+     "open-files limit minus 256)"},
+    {"max-tunnels-per-ip", OPT_INT, 1, 1000000, "32", "N",
+     "tunnels one client address (IPv6: its /64) may hold (then too_many_tunnels)"},
+    {"handshake-rate", OPT_INT, 0, 1000000, "5", "N",
+     "tunnel WebSocket handshakes per second per client address, beyond the burst (then 429; 0: "
+     "no limit)"},
+    {"handshake-burst", OPT_INT, 1, 1000000, "20", "N",
+     "handshakes one client address may make at once before --handshake-rate applies"},
     {"max-tunnels", OPT_INT, 1, 1000000, "100000", "N",
      "tunnels on this edge (then limit_reached)"},
     {"ping-interval", OPT_INT, 1, 3600, "15", "SECS",
@@ -322,6 +340,13 @@ int config_load(struct config *c, int argc, char **argv)
     c->max_streams = (unsigned)opts_get(&o, "max-streams")->num;
     c->window = (unsigned)opts_get(&o, "window")->num;
     c->max_tunnels = (unsigned)opts_get(&o, "max-tunnels")->num;
+    c->body_timeout = (unsigned)opts_get(&o, "body-timeout")->num;
+    c->send_timeout = (unsigned)opts_get(&o, "send-timeout")->num;
+    c->min_rate = (unsigned)opts_get(&o, "min-rate")->num;
+    c->max_connections = (unsigned)opts_get(&o, "max-connections")->num;
+    c->max_tunnels_per_ip = (unsigned)opts_get(&o, "max-tunnels-per-ip")->num;
+    c->handshake_rate = (unsigned)opts_get(&o, "handshake-rate")->num;
+    c->handshake_burst = (unsigned)opts_get(&o, "handshake-burst")->num;
     c->ping_interval = (unsigned)opts_get(&o, "ping-interval")->num;
     c->public_port = (unsigned)opts_get(&o, "public-port")->num;
     c->check_only = opts_get(&o, "check-config")->num != 0;

@@ -31,6 +31,10 @@ struct config {
     unsigned hello_timeout;
     unsigned max_streams, window, max_tunnels;
     unsigned ping_interval;
+    /* against slow and flooding clients (server/limits.h, docs/operations.md) */
+    unsigned body_timeout, send_timeout, min_rate;
+    unsigned max_connections; /* 0: derived from the open-files limit */
+    unsigned max_tunnels_per_ip, handshake_rate, handshake_burst;
     char public_scheme[8];
     unsigned public_port; /* 0: the first listen port */
     int log_level;

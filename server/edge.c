@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,10 @@
 #include "admin.h"
 #include "auth.h"
 #include "edge.h"
+#include "fdlimit.h"
 #include "fleet.h"
 #include "frame.h"
+#include "quota.h"
 #include "listener.h"
 #include "log.h"
 #include "peerlink.h"
@@ -109,6 +112,11 @@ static void sweep(lws_sorted_usec_list_t *sul)
     struct edge *e = lws_container_of(sul, struct edge, sweep_sul);
     registry_sweep(e->reg, edge_now_ms());
     session_tick(e);
+    /* After a flood the heap is full of free holes between live chunks that
+     * free() cannot give back: return their pages so RSS follows the load
+     * (every 10 s: the sweep runs twice a second). */
+    if (++e->sweeps % 20 == 0)
+        malloc_trim(0);
     lws_sul_schedule(e->ctx, 0, &e->sweep_sul, sweep, SWEEP_US);
 }
 
@@ -159,24 +167,36 @@ void edge_drain(struct edge *e)
     edge_check_drained(e);
 }
 
-/* Soft RLIMIT_NOFILE to the hard limit, at most EDGE_MAX_FDS. libwebsockets
- * sizes its fd table from the soft limit, and Debian's 4.1.6 (built with
- * assertions) scans that whole table each time it adopts a socket: the limit
- * is a cost per new connection (about 0.5 ns per entry), not only a cap.
- * Given a smaller fd_limit_per_thread instead, it scans the table on every
- * event, which is worse. docs/operations.md, "Open files". */
+/* Every connection is a file descriptor: take what the hard limit allows,
+ * at most EDGE_MAX_FDS, and derive the connection limit from it.
+ * libwebsockets sizes its fd table from the soft limit, and Debian's 4.1.6
+ * (built with assertions) scans that whole table each time it adopts a
+ * socket: the limit is a cost per new connection (about 0.5 ns per entry),
+ * not only a cap. Given a smaller fd_limit_per_thread instead, it scans the
+ * table on every event, which is worse. docs/operations.md, "Open files". */
 #define EDGE_MAX_FDS 65536
 
-static void raise_nofile(void)
+static int setup_limits(struct edge *e)
 {
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        rlim_t want = rl.rlim_max < EDGE_MAX_FDS ? rl.rlim_max : EDGE_MAX_FDS;
-        if (rl.rlim_cur != want) {
-            rl.rlim_cur = want;
-            setrlimit(RLIMIT_NOFILE, &rl);
-        }
-    }
+    unsigned long before, after;
+    int r = fdlimit_raise(EDGE_MAX_FDS, &before, &after);
+    if (r < 0)
+        log_warnx("open files: could not raise the limit from %lu: %s", before, strerror(-r));
+    else if (after != before)
+        log_info("open files: limit set from %lu to %lu", before, after);
+    else
+        log_info("open files: limit %lu", after);
+    e->quota = quota_new(e->cfg, after);
+    if (!e->quota)
+        return -1;
+    unsigned maxc = quota_max_connections(e->quota);
+    log_info("at most %u public connections at once (--max-connections%s)", maxc,
+             e->cfg->max_connections ? "" : " 0: open-files limit minus 256");
+    if (maxc + 64 > after)
+        log_warnx("--max-connections %u leaves fewer than 64 of the %lu open files for "
+                  "listeners, peers and the admin endpoint: accept() may fail first",
+                  maxc, after);
+    return 0;
 }
 
 static int setup_signals(struct edge *e)
@@ -242,7 +262,8 @@ struct edge *edge_new(const struct config *cfg)
     e->rxbuf = malloc(EDGE_RXBUF);
     if (!e->reg || !e->txbuf || !e->rxbuf)
         goto fail;
-    raise_nofile();
+    if (setup_limits(e) < 0)
+        goto fail;
 
     lws_set_log_level(log_level >= LOG_DEBUG ? (LLL_ERR | LLL_WARN) : 0, NULL);
     struct lws_context_creation_info info;
@@ -324,6 +345,7 @@ void edge_free(struct edge *e)
         close(e->sigpipe[1]);
     signal_pipe_w = -1;
     registry_free(e->reg);
+    quota_free(e->quota);
     auth_free(e->auth);
     free(e->txbuf);
     free(e->rxbuf);

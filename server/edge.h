@@ -22,6 +22,7 @@ struct peers;
 struct peerlinks;
 struct fleet;
 struct admin;
+struct quota;
 
 /* Every raw-file connection's opaque user data starts with one of these, so
  * the raw protocol callback knows whose it is. */
@@ -80,6 +81,7 @@ struct edge {
     uint8_t *rxbuf;           /* EDGE_RXBUF: one session read */
     bool draining, stopping, closing_sessions;
     lws_sorted_usec_list_t drain_sul, sweep_sul;
+    unsigned sweeps; /* count of sweeps (malloc_trim every 20th) */
     int sigpipe[2];
     struct raw_obj sigobj;
     struct edge_stats stats;
@@ -89,6 +91,7 @@ struct edge {
     struct peerlinks *links; /* peer links (peerlink.c) */
     struct fleet *fl;        /* lookups, claims, forwarded streams (fleet.c) */
     struct admin *admin;     /* --admin-listen endpoint (admin.c); NULL when off */
+    struct quota *quota;     /* connection, handshake and per-address limits (quota.c) */
 };
 
 /* Create the edge: lws context, vhost, listeners (bound now, so errors are

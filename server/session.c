@@ -21,6 +21,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,11 +31,13 @@
 #include "ctl.h"
 #include "edge.h"
 #include "fleet.h"
+#include "ipkey.h"
 #include "log.h"
 #include "lwsraw.h"
 #include "lwswake.h"
 #include "wsframe.h"
 #include "names.h"
+#include "quota.h"
 #include "registry.h"
 #include "session.h"
 #include "token.h"
@@ -72,6 +75,8 @@ struct session {
     struct fleet_wait *claim; /* the fleet is being asked for the name */
     bool welcomed;            /* WELCOME went out: the name is really ours */
     char client[64];
+    struct ipkey key; /* the client address --max-tunnels-per-ip counts */
+    bool counted;     /* this session holds one of its address's tunnels */
 };
 
 static void want_write(struct session *s)
@@ -316,6 +321,45 @@ static void on_claim(void *ud, int result)
            result == -EADDRINUSE ? LWS_CLOSE_STATUS_POLICY_VIOLATION : (enum lws_close_status)1013);
 }
 
+/* The HELLO reclaims, with a valid token, a name this same address holds
+ * live here: a reconnect that will replace its old session. */
+static bool replaces_own(struct session *s, const struct ctl_hello *h)
+{
+    char name[64];
+    if (!h->reconnect_token[0] ||
+        token_verify(s->e->cfg->secret, h->reconnect_token, strlen(h->reconnect_token), unix_now(),
+                     name, sizeof name) < 0)
+        return false;
+    if (h->name[0] && strcmp(h->name, name) != 0)
+        return false;
+    struct session *old = registry_find(s->e->reg, name);
+    return old && old != s && old->counted && ipkey_equal(&old->key, &s->key);
+}
+
+/* --max-tunnels-per-ip: take one of the address's tunnels, or refuse. */
+static int count_tunnel(struct session *s, const struct ctl_hello *h)
+{
+    struct edge *e = s->e;
+    int r = quota_tunnel_add(e->quota, &s->key, replaces_own(s, h));
+    if (r == 0) {
+        s->counted = true;
+        return 0;
+    }
+    char msg[256], who[IPKEY_TEXT_MAX];
+    ipkey_format(&s->key, who, sizeof who);
+    if (r == -EDQUOT) {
+        snprintf(msg, sizeof msg,
+                 "%s already has %u tunnels on this edge, the most one address may hold "
+                 "(--max-tunnels-per-ip %u); close one first",
+                 who, quota_tunnels_of(e->quota, &s->key), e->cfg->max_tunnels_per_ip);
+        refuse(s, "too_many_tunnels", msg, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+    } else {
+        refuse(s, "limit_reached", "this edge serves its maximum number of tunnels; try another",
+               (enum lws_close_status)1013);
+    }
+    return -1;
+}
+
 static void handle_hello(struct session *s, const char *p, size_t len)
 {
     struct edge *e = s->e;
@@ -352,6 +396,8 @@ static void handle_hello(struct session *s, const char *p, size_t len)
                (enum lws_close_status)1013);
         return;
     }
+    if (count_tunnel(s, &h) < 0)
+        return;
     bool owner = false;
     if (choose_name(s, &h, &owner) < 0)
         return;
@@ -604,6 +650,8 @@ static void session_free(struct session *s)
         log_info("tunnel=%s offline (name reserved for %u s)", s->name, e->cfg->grace_period);
     }
     mux_free(s->mux); /* visitors of open streams learn RST_SESSION_GONE */
+    if (s->counted)
+        quota_tunnel_remove(e->quota, &s->key);
     for (unsigned i = 0; i < s->nctl; i++)
         free(s->ctl[i]);
     if (s->prev)
@@ -617,8 +665,9 @@ static void session_free(struct session *s)
     edge_check_drained(e);
 }
 
-int session_adopt(struct edge *e, int fd, const char *peer, const char *accept_key,
-                  bool echo_protocol, const uint8_t *extra, size_t extra_len)
+int session_adopt(struct edge *e, int fd, const char *peer, const struct ipkey *key,
+                  const char *accept_key, bool echo_protocol, const uint8_t *extra,
+                  size_t extra_len)
 {
     char resp[256];
     int n = snprintf(resp, sizeof resp,
@@ -648,6 +697,7 @@ int session_adopt(struct edge *e, int fd, const char *peer, const char *accept_k
     s->state = S_HELLO;
     s->last_rx_ms = edge_now_ms();
     snprintf(s->peer, sizeof s->peer, "%s", peer);
+    s->key = *key;
     s->wsi = lwsraw_adopt(e->vh, fd, WARREN_RAW_PROTOCOL, &s->obj);
     if (!s->wsi) { /* lws closed fd */
         wsparse_free(s->wp);

@@ -15,14 +15,17 @@
 #include "mux.h"
 
 struct edge;
+struct ipkey;
 struct session;
 
-/* Take over fd, whose upgrade request to /_tunnel was checked by the caller:
+/* Take over fd, whose upgrade request to /_tunnel was checked by the caller
+ * (key: the client address the per-address limits count it as):
  * answer 101 with this Sec-WebSocket-Accept (and the subprotocol when the
  * client asked for it), then speak WebSocket. extra: bytes read after the
  * request head. On failure fd is closed and -ENOMEM returned. */
-int session_adopt(struct edge *e, int fd, const char *peer, const char *accept_key,
-                  bool echo_protocol, const uint8_t *extra, size_t extra_len);
+int session_adopt(struct edge *e, int fd, const char *peer, const struct ipkey *key,
+                  const char *accept_key, bool echo_protocol, const uint8_t *extra,
+                  size_t extra_len);
 /* Raw-file events of a session's socket (edge.c dispatches RAW_SESSION). */
 int session_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, struct session *s);
 

@@ -24,14 +24,24 @@
  * a reset, never a clean end after short data. The tunnel's FIN turns that off
  * before the graceful close. Any response cut by a failed stream ends in a
  * reset too.
+ *
+ * Slow visitors: a request body must bring --min-rate bytes/s over each
+ * --body-timeout window while the edge is waiting for it (a window restarts
+ * whenever the tunnel, not the visitor, holds the body back), else 408; a
+ * response waiting for the visitor must be taken at --min-rate bytes/s over
+ * each --send-timeout window, else the connection is reset. A tunnel
+ * WebSocket handshake is first checked against --handshake-rate (429).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include "lwsraw.h"
 #include "addr.h"
@@ -41,9 +51,12 @@
 #include "peerlink.h"
 #include "hmsg.h"
 #include "hobs.h"
+#include "ipkey.h"
 #include "log.h"
 #include "lwswake.h"
 #include "names.h"
+#include "pace.h"
+#include "quota.h"
 #include "registry.h"
 #include "session.h"
 #include "visitor.h"
@@ -102,6 +115,11 @@ struct visitor {
     char req_summary[48];    /* "GET HTTP/1.1 body=none": the request being forwarded */
     bool req_keep_alive;     /* ... and whether the connection may carry another */
     bool last_request;       /* a request without keep-alive went out: input is ignored */
+    struct ipkey key;        /* the address per-address limits count it as */
+    unsigned retry_after;    /* seconds, for a 429 */
+    struct pace body;        /* --body-timeout windows while a request body is awaited */
+    struct pace send;        /* --send-timeout windows while bytes wait for the visitor */
+    uint64_t timer_at;       /* when `sul` fires (0: not scheduled) */
 };
 
 /* WRITEABLE on request, also from inside the WRITEABLE callback (lwswake.h). */
@@ -111,6 +129,7 @@ static void want_write(struct visitor *v)
 }
 
 static void arm_timer(struct visitor *v);
+static void send_waits(struct visitor *v);
 
 /* Bytes of the current (unfinished) response already written to the visitor. */
 static uint64_t resp_bytes(const struct visitor *v)
@@ -148,8 +167,20 @@ static void set_abortive(struct visitor *v, bool on)
 static void kill_later(struct visitor *v)
 {
     v->kill = true;
-    if (v->wsi)
+    if (v->wsi) {
         want_write(v);
+        /* also when the socket never becomes writable (a visitor at zero window) */
+        lws_set_timeout(v->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+    }
+}
+
+/* Close with a reset: nothing queued is worth delivering (a visitor cut for
+ * taking too long), and the kernel keeps no orphan socket probing it. */
+static void abort_conn(struct visitor *v)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(v->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    kill_later(v);
 }
 
 static void release_stream(struct visitor *v, uint16_t code)
@@ -182,8 +213,13 @@ static void respond(struct visitor *v, unsigned status, const char *detail)
     struct edge *e = v->e;
     if (v->state == V_ERROR || v->state == V_LINGER)
         return;
-    char page[4096];
-    const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
+    char page[4096], retry[48];
+    const char *extra = NULL;
+    if (status == 503 || status == 429) {
+        snprintf(retry, sizeof retry, "Retry-After: %u\r\n",
+                 status == 429 && v->retry_after ? v->retry_after : 1);
+        extra = retry;
+    }
     size_t n = errpage_render(page, sizeof page, status, detail, v->name[0] ? v->name : NULL,
                               v->html, false, extra);
     free(v->out);
@@ -314,7 +350,7 @@ static void arm_response_timer(struct visitor *v)
  *  a head is arriving (bytes buffered): head_timeout after its first byte;
  *  nothing sent yet on a new connection: head_timeout after accept;
  *  otherwise:                          idle_timeout after the last activity. */
-static uint64_t deadline(const struct visitor *v)
+static uint64_t base_deadline(const struct visitor *v)
 {
     const struct config *c = v->e->cfg;
     if (v->state == V_LINGER)
@@ -326,11 +362,135 @@ static uint64_t deadline(const struct visitor *v)
     return v->last_activity + (uint64_t)c->idle_timeout * 1000;
 }
 
+/* The earliest of the state's deadline and the end of a running
+ * --body-timeout or --send-timeout window. */
+static uint64_t deadline(const struct visitor *v)
+{
+    const struct config *c = v->e->cfg;
+    uint64_t at = base_deadline(v);
+    if (v->state == V_LINGER)
+        return at;
+    uint64_t b = pace_deadline(&v->body, c->body_timeout);
+    uint64_t w = pace_deadline(&v->send, c->send_timeout);
+    if (v->state == V_BODY && b && b < at)
+        at = b;
+    if (w && w < at)
+        at = w;
+    return at;
+}
+
+/* Make sure the timer fires by `at` (cheap when it already does). */
+static void timer_by(struct visitor *v, uint64_t at)
+{
+    if (!v->timer_at || at < v->timer_at)
+        arm_timer(v);
+}
+
+/* Bytes written to the socket that the visitor has not acknowledged yet. */
+static uint64_t send_queue(const struct visitor *v)
+{
+    int n = 0;
+    if (ioctl(v->fd, SIOCOUTQ, &n) < 0 || n < 0)
+        return 0;
+    return (uint64_t)n;
+}
+
+/* Bytes wait for the visitor: from now on it must take --min-rate bytes/s
+ * (a window starts unless one is running; windows go on while anything
+ * waits, in the stream or in the socket's send queue). */
+static void send_waits(struct visitor *v)
+{
+    if (pace_running(&v->send))
+        return;
+    pace_start(&v->send, edge_now_ms(), send_queue(v));
+    timer_by(v, pace_deadline(&v->send, v->e->cfg->send_timeout));
+}
+
+/* A request body is awaited (again: also when the tunnel stops holding it
+ * back): a --body-timeout window begins. */
+static void body_window(struct visitor *v)
+{
+    pace_start(&v->body, edge_now_ms(), 0);
+    timer_by(v, pace_deadline(&v->body, v->e->cfg->body_timeout));
+}
+
+/* The body came slower than --min-rate: 408 if the response has not begun. */
+static void cut_slow_body(struct visitor *v, uint64_t got)
+{
+    const struct config *c = v->e->cfg;
+    char msg[200];
+    quota_stats(v->e->quota)->body_timeouts++;
+    snprintf(msg, sizeof msg,
+             "the request body arrived slower than %u bytes/s (%llu bytes in %u s)", c->min_rate,
+             (unsigned long long)got, c->body_timeout);
+    release_stream(v, RST_TIMEOUT);
+    if (resp_bytes(v) == 0) {
+        respond_now(v, 408, msg);
+        return;
+    }
+    log_info("visitor=%s tunnel=%s %s: closing", v->peer, v->name, msg);
+    abort_conn(v);
+}
+
+/* Bytes wait for the visitor: in the stream, in our own answer, or in the
+ * socket (q: its send queue). */
+static bool send_pending(const struct visitor *v, uint64_t q)
+{
+    return q > 0 || (v->st && !buf_empty(mux_stream_rx(v->st))) ||
+           (v->out && v->out_off < v->out_len);
+}
+
+/* The visitor took a waiting response slower than --min-rate: reset. */
+static void cut_slow_reader(struct visitor *v, uint64_t took)
+{
+    const struct config *c = v->e->cfg;
+    quota_stats(v->e->quota)->send_timeouts++;
+    log_info("visitor=%s tunnel=%s took %llu bytes in %u s, slower than %u bytes/s: resetting",
+             v->peer, v->name[0] ? v->name : "-", (unsigned long long)took, c->send_timeout,
+             c->min_rate);
+    release_stream(v, RST_TIMEOUT);
+    v->state = V_ERROR; /* nothing more is read or answered */
+    abort_conn(v);
+}
+
+/* A --body-timeout or --send-timeout window ended at `now`: the next one
+ * begins if enough bytes moved, else the visitor is cut. True when cut. */
+static bool check_progress(struct visitor *v, uint64_t now)
+{
+    const struct config *c = v->e->cfg;
+    uint64_t n;
+    if (v->state == V_BODY &&
+        pace_check(&v->body, now, c->body_timeout, c->min_rate, 0, &n) == PACE_SLOW) {
+        cut_slow_body(v, n);
+        return true;
+    }
+    if (v->state != V_LINGER && pace_running(&v->send) &&
+        now >= pace_deadline(&v->send, c->send_timeout)) {
+        /* what the visitor acknowledged counts, not what its socket took in */
+        uint64_t q = send_queue(v);
+        if (!send_pending(v, q)) {
+            pace_stop(&v->send); /* it caught up */
+        } else if (pace_check(&v->send, now, c->send_timeout, c->min_rate, q, &n) == PACE_SLOW) {
+            cut_slow_reader(v, n);
+            return true;
+        }
+    }
+    return false;
+}
+
 static void on_timer(lws_sorted_usec_list_t *sul)
 {
     struct visitor *v = lws_container_of(sul, struct visitor, sul);
     const struct config *c = v->e->cfg;
     uint64_t now = edge_now_ms();
+    v->timer_at = 0;
+    if (v->kill)
+        return;
+    if (check_progress(v, now)) {
+        if (!v->kill)
+            arm_timer(v);
+        return;
+    }
     if (now < deadline(v)) {
         arm_timer(v);
         return;
@@ -340,6 +500,7 @@ static void on_timer(lws_sorted_usec_list_t *sul)
     } else if (v->state == V_HEAD && v->pending == 0 && v->in_len > 0) {
         char msg[128];
         snprintf(msg, sizeof msg, "the request head did not arrive within %u s", c->head_timeout);
+        quota_stats(v->e->quota)->head_timeouts++;
         respond(v, 408, msg);
     } else if (v->state == V_HEAD && v->pending == 0) {
         log_debug("visitor=%s %s: closing", v->peer,
@@ -360,6 +521,7 @@ static void arm_timer(struct visitor *v)
     uint64_t now = edge_now_ms(), at = deadline(v);
     if (at <= now)
         at = now + 1;
+    v->timer_at = at;
     lws_sul_schedule(v->e->ctx, 0, &v->sul, on_timer, (lws_usec_t)(at - now) * 1000);
 }
 
@@ -416,8 +578,8 @@ static enum route handoff(struct visitor *v, const struct hmsg_head *h, size_t u
         respond(v, 503, "the edge is out of file descriptors");
         return ROUTE_ANSWERED;
     }
-    if (session_adopt(v->e, fd2, v->peer, accept, proto != NULL, v->in + used, v->in_len - used) <
-        0)
+    if (session_adopt(v->e, fd2, v->peer, &v->key, accept, proto != NULL, v->in + used,
+                      v->in_len - used) < 0)
         log_debug("visitor=%s control upgrade: out of memory", v->peer);
     v->in_len = 0;
     return ROUTE_HANDOFF;
@@ -463,6 +625,7 @@ static void on_lookup(void *ud, enum fleet_result r, struct link *owner)
             return;
         consume_in(v, v->head_used);
         v->state = V_BODY;
+        body_window(v);
         process_in(v);
         set_reading(v);
         return;
@@ -487,6 +650,30 @@ static void on_lookup(void *ud, enum fleet_result r, struct link *owner)
     }
 }
 
+/* A tunnel WebSocket handshake, within --handshake-rate for its address?
+ * Behind a trusted proxy the address is the one the proxy names (if valid). */
+static bool handshake_allowed(struct visitor *v, const struct hmsg_head *h)
+{
+    const char *ph = v->e->cfg->proxy_header;
+    if (ph[0]) {
+        const struct hmsg_header *x = hmsg_find(h, ph);
+        struct ipkey k;
+        if (x && ipkey_parse(x->value.p, x->value.len, &k) == 0)
+            v->key = k;
+    }
+    unsigned wait = quota_handshake(v->e->quota, &v->key, edge_now_ms());
+    if (!wait)
+        return true;
+    char msg[200], who[IPKEY_TEXT_MAX];
+    ipkey_format(&v->key, who, sizeof who);
+    snprintf(msg, sizeof msg,
+             "too many tunnel handshakes from %s (--handshake-rate %u/s, burst %u); retry in %u s",
+             who, v->e->cfg->handshake_rate, v->e->cfg->handshake_burst, wait);
+    v->retry_after = wait;
+    respond(v, 429, msg);
+    return false;
+}
+
 /* First request of the connection: decide where it goes. */
 static enum route route_first(struct visitor *v, const struct hmsg_head *h, const char *host)
 {
@@ -497,7 +684,7 @@ static enum route route_first(struct visitor *v, const struct hmsg_head *h, cons
     bool under = hl > dl + 1 && host[hl - dl - 1] == '.' && memcmp(host + hl - dl, domain, dl) == 0;
     if (!under) {
         if (is_control_upgrade(h))
-            return ROUTE_HANDOFF;
+            return handshake_allowed(v, h) ? ROUTE_HANDOFF : ROUTE_ANSWERED;
         snprintf(msg, sizeof msg,
                  "this is a warren edge: tunnels are served at NAME.%s; \"%s\" is not one", domain,
                  host);
@@ -542,13 +729,15 @@ static enum route route_first(struct visitor *v, const struct hmsg_head *h, cons
         int err = errno;
         if (err == ENOSPC) /* stream ids used up: the client must start a new session */
             session_close(s, 1013, "stream ids exhausted: reconnect");
-        if (err == EBUSY)
+        if (err == EBUSY) {
+            quota_stats(e->quota)->streams_refused++;
             snprintf(msg, sizeof msg,
                      "tunnel \"%s\" is serving its maximum of %u concurrent connections; retry "
                      "shortly",
                      v->name, e->cfg->max_streams);
-        else
+        } else {
             snprintf(msg, sizeof msg, "tunnel \"%s\" cannot take a connection now", v->name);
+        }
         respond(v, 503, msg);
         return ROUTE_ANSWERED;
     }
@@ -715,6 +904,7 @@ static bool process_in(struct visitor *v)
             }
             consume_in(v, used);
             v->state = V_BODY;
+            body_window(v);
             continue;
         }
         if (v->state == V_BODY) {
@@ -734,9 +924,12 @@ static bool process_in(struct visitor *v)
                 consume_in(v, used);
                 mux_stream_tx_kick(v->st);
             }
+            if (buf_room(tx) == 0)
+                body_window(v); /* the tunnel holds the body back, not the visitor */
             if (ev == HMSG_END) {
                 log_debug("visitor=%s tunnel=%s stream=%u request=%u forwarded: %s", v->peer,
                           v->name, mux_stream_id(v->st), v->nrequests, v->req_summary);
+                pace_stop(&v->body);
                 if (v->state == V_BODY) /* not already raw after an early 101 */
                     v->state = hmsg_head(v->req)->upgrade ? V_UPGRADE : V_HEAD;
                 if (!v->req_keep_alive) {
@@ -829,6 +1022,8 @@ static int on_readable(struct visitor *v)
             }
             e->stats.bytes_in += (uint64_t)n;
             v->last_activity = edge_now_ms();
+            if (v->state == V_BODY)
+                pace_moved(&v->body, (uint64_t)n);
         } else if (n == 0) {
             on_read_eof(v);
         } else if (errno != EAGAIN && errno != EINTR) {
@@ -877,6 +1072,7 @@ static int on_writeable(struct visitor *v)
         ssize_t w = write(v->fd, p, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EINTR) {
+                send_waits(v);
                 want_write(v);
                 return 0;
             }
@@ -886,6 +1082,7 @@ static int on_writeable(struct visitor *v)
         }
         e->stats.bytes_out += (uint64_t)w;
         v->last_activity = edge_now_ms();
+        pace_moved(&v->send, (uint64_t)w);
         enum vstate before = v->state;
         if (hobs_feed(v->resp, p, (size_t)w) < 0 && v->state != V_RAW) {
             log_info("visitor=%s tunnel=%s the local service sent a malformed response; closing "
@@ -913,6 +1110,7 @@ static int on_writeable(struct visitor *v)
             set_reading(v);
         }
         if ((size_t)w < n) {
+            send_waits(v);
             want_write(v);
             return 0;
         }
@@ -921,17 +1119,21 @@ static int on_writeable(struct visitor *v)
         want_write(v);
         return 0;
     }
+    if (pace_running(&v->send) && !send_queue(v))
+        pace_stop(&v->send); /* the visitor took everything there was */
     if (v->state == V_ERROR && v->out && (v->pending == 0 || !v->st)) {
         while (v->out_off < v->out_len) {
             ssize_t w = write(v->fd, v->out + v->out_off, v->out_len - v->out_off);
             if (w < 0) {
                 if (errno == EAGAIN || errno == EINTR) {
+                    send_waits(v);
                     want_write(v);
                     return 0;
                 }
                 return -1;
             }
             v->out_off += (size_t)w;
+            pace_moved(&v->send, (uint64_t)w);
         }
         free(v->out);
         v->out = NULL;
@@ -968,8 +1170,11 @@ static int on_writeable(struct visitor *v)
 
 void visitor_stream_readable(struct visitor *v)
 {
-    if (v->wsi)
-        want_write(v);
+    if (!v->wsi)
+        return;
+    if (v->st && !buf_empty(mux_stream_rx(v->st)))
+        send_waits(v);
+    want_write(v);
 }
 
 void visitor_stream_writable(struct visitor *v)
@@ -1059,6 +1264,8 @@ void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t
         return;
     }
     (void)salen;
+    if (ipkey_from_sockaddr(sa, &v->key) < 0)
+        memset(&v->key, 0, sizeof v->key);
     addr_format(sa, v->peer, sizeof v->peer);
     addr_format_ip(sa, v->peer_ip, sizeof v->peer_ip);
     v->state = V_HEAD;
