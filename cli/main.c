@@ -280,7 +280,7 @@ int main(int argc, char **argv)
     if (fdlimit_raise(4096, &nofile_was, &nofile) < 0)
         log_warnx("open files: could not set the limit (it is %lu)", nofile_was);
     else
-        log_debug("open files: limit %lu (was %lu)", nofile, nofile_was);
+        log_info("open files: limit %lu (was %lu)", nofile, nofile_was);
     c.cfg = &cfg;
     c.stdout_tty = isatty(STDOUT_FILENO);
     if (local_resolve(&c) < 0)

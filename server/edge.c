@@ -183,7 +183,8 @@ static int setup_limits(struct edge *e)
     if (r < 0)
         log_warnx("open files: could not raise the limit from %lu: %s", before, strerror(-r));
     else if (after != before)
-        log_info("open files: limit set from %lu to %lu", before, after);
+        log_info("open files: limit %s from %lu to %lu", after > before ? "raised" : "lowered",
+                 before, after);
     else
         log_info("open files: limit %lu", after);
     e->quota = quota_new(e->cfg, after);
