@@ -252,9 +252,9 @@ int main(int argc, char **argv)
 {
     /* Stream buffers come and go with every request: keep freed heap for
      * reuse instead of returning it to the kernel each time (a brk() per
-     * request otherwise); at most a few MiB stay unused. */
-    mallopt(M_TRIM_THRESHOLD, 4 << 20);
-    mallopt(M_TOP_PAD, 1 << 20);
+     * request otherwise); at most about 1 MiB stays unused. */
+    mallopt(M_TRIM_THRESHOLD, 1 << 20);
+    mallopt(M_TOP_PAD, 256 << 10);
     static struct cli_config cfg;
     static struct cli c;
     /* Signals wait (blocked) until the loop can take them as events. */
