@@ -3,7 +3,7 @@ that reads at 1 MiB/s. The edge and the CLI must hold back the app instead of
 buffering: their RSS grows by less than the per-stream window (--window,
 256 KiB) plus a constant (CONST_MIB, 2 MiB; 40 MiB under AddressSanitizer,
 whose allocator keeps freed memory in a 16 MiB quarantine), the app is never
-more than a bounded amount (16 MiB: the window, the CLI's send buffer and the
+more than a bounded amount (24 MiB: the window, the CLI's send buffer and the
 kernel's socket buffers on the way) ahead of the visitor, and the bytes that
 arrive are byte-exact (SHA-256 of everything received, compared with the
 pattern the app sent).
@@ -26,7 +26,7 @@ ap.add_argument("--size", type=int,
                 default=2048 * MIB if os.environ.get("WARREN_LONG") == "1" else 30 * MIB)
 args = ap.parse_args()
 WINDOW = 256 * 1024
-AHEAD_MAX = 16 * MIB
+AHEAD_MAX = 24 * MIB
 SEED = 21
 
 with h.Test("backpressure", timeout=int(args.size / args.rate) + 90) as t:
