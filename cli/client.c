@@ -297,6 +297,18 @@ static int on_message(void *ud, uint8_t opcode, const uint8_t *p, size_t len)
     }
 }
 
+/* WebSocket bytes from the edge: messages to on_message, a violation closes. */
+static void feed_ws(struct cli *c, const uint8_t *in, size_t len)
+{
+    int r = wsparse_feed(c->wp, in, len, on_message, c);
+    if (r == -WS_CLOSE_TOO_BIG) {
+        log_warnx("server sent an oversized message: reconnecting");
+        send_close(c, WS_CLOSE_TOO_BIG, "message too large");
+    } else if (r < 0) {
+        protocol_error(c, "bad WebSocket framing");
+    }
+}
+
 /* Bytes of the upgrade response; the rest after the head is WebSocket. */
 static void on_handshake_rx(struct cli *c, const uint8_t *in, size_t len)
 {
@@ -326,24 +338,8 @@ static void on_handshake_rx(struct cli *c, const uint8_t *in, size_t len)
         drop(c, "out of memory");
         return;
     }
-    if (len > used && wsparse_feed(c->wp, in + used, len - used, on_message, c) < 0)
-        protocol_error(c, "bad WebSocket framing");
-}
-
-static void on_rx(struct cli *c, const uint8_t *in, size_t len)
-{
-    c->last_rx_ms = cli_now_ms();
-    if (c->state == C_UPGRADING) {
-        on_handshake_rx(c, in, len);
-        return;
-    }
-    int r = wsparse_feed(c->wp, in, len, on_message, c);
-    if (r == -WS_CLOSE_TOO_BIG) {
-        log_warnx("server sent an oversized message: reconnecting");
-        send_close(c, WS_CLOSE_TOO_BIG, "message too large");
-    } else if (r < 0) {
-        protocol_error(c, "bad WebSocket framing");
-    }
+    if (len > used)
+        feed_ws(c, in + used, len - used);
 }
 
 static size_t next_frame(void *ud, uint8_t *out, size_t cap)
@@ -468,7 +464,11 @@ void client_conn_up(struct cli *c)
 
 void client_conn_rx(struct cli *c, const uint8_t *p, size_t n)
 {
-    on_rx(c, p, n);
+    c->last_rx_ms = cli_now_ms();
+    if (c->state == C_UPGRADING)
+        on_handshake_rx(c, p, n);
+    else
+        feed_ws(c, p, n);
 }
 
 void client_conn_down(struct cli *c, bool was_open, const char *why)

@@ -37,6 +37,7 @@
 #include "addr.h"
 #include "admin.h"
 #include "edge.h"
+#include "errpage.h"
 #include "hmsg.h"
 #include "log.h"
 #include "quota.h"
@@ -345,32 +346,6 @@ static ssize_t render_metrics(const struct admin *a, char *buf, size_t cap)
 
 /* --- requests --- */
 
-static const char *status_text(unsigned status)
-{
-    switch (status) {
-    case 200:
-        return "OK";
-    case 400:
-        return "Bad Request";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 503:
-        return "Service Unavailable";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Error";
-    }
-}
-
 /* Queue one response; head_only: HEAD request (headers describe the body that
  * is not sent). http10_keep: an HTTP/1.0 client asked for keep-alive. */
 static void respond(struct aconn *c, unsigned status, const char *ctype, const char *body,
@@ -383,7 +358,7 @@ static void respond(struct aconn *c, unsigned status, const char *ctype, const c
     int n = snprintf(head, sizeof head,
                      "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%s%s\r\n",
-                     status, status_text(status), ctype, body_len, extra ? extra : "", conn);
+                     status, errpage_reason(status), ctype, body_len, extra ? extra : "", conn);
     if (n < 0 || (size_t)n >= sizeof head) {
         kill_later(c);
         return;

@@ -10,6 +10,8 @@
 const char *errpage_reason(unsigned status)
 {
     switch (status) {
+    case 200:
+        return "OK";
     case 400:
         return "Bad Request";
     case 404:
