@@ -22,7 +22,7 @@
 #define CLI_TXBUF (256 * 1024)
 #define CLI_RXBUF (64 * 1024)
 
-/* Exit codes (documented in README and docs/cli.md). */
+/* Exit codes (documented in the README). */
 enum cli_exit {
     EXIT_OK = 0,
     EXIT_FATAL = 1,
