@@ -20,7 +20,7 @@
 
 #define CLI_MAX_ADDRS 16
 #define CLI_TXBUF (256 * 1024)
-#define CLI_RXBUF (64 * 1024)
+#define CLI_RXBUF (256 * 1024)
 
 /* Exit codes (documented in the README). */
 enum cli_exit {

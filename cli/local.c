@@ -278,6 +278,18 @@ static void on_connected(struct local *l)
     want_write(l);
 }
 
+/* The observers see each region read or written. */
+static void resp_seen(void *ud, const uint8_t *p, size_t n)
+{
+    if (hobs_feed(ud, p, n) < 0)
+        hobs_set_raw(ud); /* not HTTP we understand: just relay */
+}
+
+static void req_seen(void *ud, const uint8_t *p, size_t n)
+{
+    hobs_feed(ud, p, n);
+}
+
 static int on_readable(struct local *l)
 {
     if (!l->st)
@@ -285,17 +297,11 @@ static int on_readable(struct local *l)
     buf *tx = mux_stream_tx(l->st);
     size_t budget = READ_BUDGET;
     while (budget > 0) {
-        size_t len = 0;
-        uint8_t *p = buf_reserve(tx, &len);
-        if (!p)
-            break;
-        ssize_t n = read(l->fd, p, len);
+        size_t offered;
+        ssize_t n = buf_readv_fd(tx, l->fd, budget, &offered, resp_seen, l->resp_obs);
         if (n > 0) {
-            if (hobs_feed(l->resp_obs, p, (size_t)n) < 0)
-                hobs_set_raw(l->resp_obs); /* not HTTP we understand: just relay */
-            buf_commit(tx, (size_t)n);
             budget -= (size_t)n;
-            if ((size_t)n < len)
+            if ((size_t)n < offered)
                 break;
             continue;
         }
@@ -305,8 +311,8 @@ static int on_readable(struct local *l)
             mux_stream_shutdown(l->st);
             break;
         }
-        if (errno == EAGAIN || errno == EINTR)
-            break;
+        if (n == -EAGAIN || n == -ENOMEM)
+            break; /* drained, or the stream's buffer is full */
         mux_stream_release(l->st, RST_CANCEL);
         l->st = NULL;
         return -1;
@@ -335,14 +341,13 @@ static int on_writeable(struct local *l)
     if (!l->st)
         return -1;
     buf *rx = mux_stream_rx(l->st);
-    for (int i = 0; i < 64; i++) {
+    for (int i = 0; i < 16; i++) {
         size_t n;
-        const uint8_t *p = buf_peek(rx, &n);
+        ssize_t w = buf_writev_peek(rx, l->fd, 0, &n, req_seen, l->req_obs);
         if (!n)
             break;
-        ssize_t w = write(l->fd, p, n);
         if (w < 0) {
-            if (errno == EAGAIN || errno == EINTR) {
+            if (w == -EAGAIN) {
                 want_write(l);
                 return 0;
             }
@@ -350,7 +355,6 @@ static int on_writeable(struct local *l)
             l->st = NULL;
             return -1;
         }
-        hobs_feed(l->req_obs, p, (size_t)w);
         buf_consume(rx, (size_t)w);
         mux_stream_rx_consumed(l->st, (size_t)w);
         if ((size_t)w < n) {

@@ -28,6 +28,7 @@
 
 #define BUF_DEFAULT_CHUNK (16 * 1024)
 #define BUF_IOV_MAX 64
+#define BUF_READV_MAX 4 /* regions per readv: 64 KiB of 16 KiB chunks */
 
 struct chunk {
     struct chunk *next;
@@ -253,6 +254,25 @@ const uint8_t *buf_peek(const buf *b, size_t *len)
     return c->data + c->r;
 }
 
+int buf_peekv(const buf *b, struct iovec *iov, int max, size_t limit, size_t *total)
+{
+    int n = 0;
+    size_t bytes = 0;
+    for (const struct chunk *c = b->head; c && n < max && bytes < limit; c = c->next) {
+        size_t len = c->w - c->r;
+        if (!len)
+            continue;
+        if (len > limit - bytes)
+            len = limit - bytes;
+        iov[n].iov_base = (void *)(c->data + c->r);
+        iov[n].iov_len = len;
+        bytes += len;
+        n++;
+    }
+    *total = bytes;
+    return n;
+}
+
 size_t buf_copyout(const buf *b, void *dst, size_t n)
 {
     uint8_t *d = dst;
@@ -307,33 +327,101 @@ ssize_t buf_read_fd(buf *b, int fd, size_t max)
         max = room;
     size_t total = 0;
     while (total < max) {
-        size_t n = max - total;
-        uint8_t *p = buf_reserve(b, &n);
-        if (!p) {
-            if (total > 0)
-                break;
-            return -ENOMEM;
-        }
-        ssize_t r = read(fd, p, n);
-        if (r < 0 && errno == EINTR) {
-            buf_commit(b, 0);
-            continue;
-        }
+        size_t offered;
+        ssize_t r = buf_readv_fd(b, fd, max - total, &offered, NULL, NULL);
         if (r <= 0) {
-            int err = r < 0 ? errno : 0;
-            buf_commit(b, 0);
             if (total > 0)
                 break; /* report EOF or the error on the next call */
-            if (r == 0)
-                return 0;
-            return err == EWOULDBLOCK ? -EAGAIN : -err;
+            return r;
         }
-        buf_commit(b, (size_t)r);
         total += (size_t)r;
-        if ((size_t)r < n)
+        if ((size_t)r < offered)
             break; /* short read: the fd is drained for now */
     }
     return (ssize_t)total;
+}
+
+ssize_t buf_readv_fd(buf *b, int fd, size_t max, size_t *offered, buf_seen_fn seen, void *ud)
+{
+    size_t room = buf_room(b);
+    *offered = 0;
+    b->reserved = 0;
+    if (room == 0)
+        return -EAGAIN;
+    if (max == 0 || max > room)
+        max = room;
+    struct iovec iov[BUF_READV_MAX];
+    struct chunk *fresh[BUF_READV_MAX];
+    int n = 0, nfresh = 0;
+    size_t want = 0;
+    struct chunk *t = b->tail;
+    bool into_tail = t && t->w < t->size;
+    if (into_tail) {
+        size_t k = t->size - t->w;
+        iov[n++] = (struct iovec){.iov_base = t->data + t->w, .iov_len = k < max ? k : max};
+        want += iov[0].iov_len;
+    }
+    size_t csize = chunk_alloc_size(b);
+    while (want < max && n < BUF_READV_MAX) {
+        struct chunk *c = chunk_new(csize);
+        if (!c)
+            break;
+        fresh[nfresh++] = c;
+        size_t k = csize < max - want ? csize : max - want;
+        iov[n++] = (struct iovec){.iov_base = c->data, .iov_len = k};
+        want += k;
+    }
+    if (n == 0)
+        return -ENOMEM;
+    ssize_t r;
+    do
+        r = readv(fd, iov, n);
+    while (r < 0 && errno == EINTR);
+    int used = 0;
+    if (r > 0) {
+        *offered = want;
+        size_t left = (size_t)r;
+        for (int i = 0; i < n && left > 0; i++) {
+            size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+            struct chunk *c = into_tail && i == 0 ? t : fresh[used++];
+            if (c != t)
+                chain_append(b, c);
+            c->w += k;
+            b->len += k;
+            if (seen)
+                seen(ud, iov[i].iov_base, k);
+            left -= k;
+        }
+    }
+    for (int i = used; i < nfresh; i++)
+        free(fresh[i]);
+    if (r < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    return r;
+}
+
+ssize_t buf_writev_peek(const buf *b, int fd, size_t limit, size_t *offered, buf_seen_fn seen,
+                        void *ud)
+{
+    struct iovec iov[BUF_IOV_MAX];
+    size_t total;
+    int n = buf_peekv(b, iov, BUF_IOV_MAX, limit ? limit : SIZE_MAX, &total);
+    *offered = total;
+    if (n == 0)
+        return 0;
+    ssize_t w;
+    do
+        w = writev(fd, iov, n);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
+        return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    size_t left = (size_t)w;
+    for (int i = 0; seen && i < n && left > 0; i++) {
+        size_t k = iov[i].iov_len < left ? iov[i].iov_len : left;
+        seen(ud, iov[i].iov_base, k);
+        left -= k;
+    }
+    return w;
 }
 
 /* One writev()/sendmsg() over up to BUF_IOV_MAX chunks. Returns bytes written

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 typedef struct buf buf;
 
@@ -46,6 +47,10 @@ int buf_append(buf *b, const void *p, size_t n);
 /* First contiguous readable region; *len gets its size (0 when empty, then
  * NULL is returned). The pointer stays valid until the next consume/free. */
 const uint8_t *buf_peek(const buf *b, size_t *len);
+/* The readable regions from the front, at most `max` of them and `limit`
+ * bytes in all, into iov (for one writev); returns how many were filled and
+ * stores their total in *total. Valid until the next consume/free. */
+int buf_peekv(const buf *b, struct iovec *iov, int max, size_t limit, size_t *total);
 /* Copy up to n bytes from the front into dst without consuming; returns count. */
 size_t buf_copyout(const buf *b, void *dst, size_t n);
 /* Drop n bytes (n <= len) from the front; emptied chunks are freed. */
@@ -57,6 +62,21 @@ void buf_clear(buf *b);
  * reserve/commit. Returns bytes read (>0), 0 at EOF, -EAGAIN when the buffer
  * is full or the fd would block, or another negative errno. */
 ssize_t buf_read_fd(buf *b, int fd, size_t max);
+/* Told of each region a read or write below moved, in order. */
+typedef void (*buf_seen_fn)(void *ud, const uint8_t *p, size_t n);
+
+/* One readv() into free space: the tail chunk's and a few fresh chunks', at
+ * most `max` bytes (0: up to room). Returns bytes read (>0), 0 at EOF,
+ * -EAGAIN when the buffer is full or the fd would block, or another negative
+ * errno. *offered gets the bytes offered to readv (fewer read: the fd is
+ * drained for now); seen (may be NULL) gets each region read. */
+ssize_t buf_readv_fd(buf *b, int fd, size_t max, size_t *offered, buf_seen_fn seen, void *ud);
+/* One writev() of at most `limit` bytes (0: all) from the front, without
+ * consuming them (the caller consumes what was written). Returns bytes
+ * written (0 when empty), -EAGAIN when the fd would block, or another
+ * negative errno; *offered gets the bytes offered, seen each region written. */
+ssize_t buf_writev_peek(const buf *b, int fd, size_t limit, size_t *offered, buf_seen_fn seen,
+                        void *ud);
 /* write() queued bytes to fd (writev over chunks) and consume what was
  * written. Returns bytes written (>= 0, 0 when empty), -EAGAIN when the fd
  * would block, or another negative errno (e.g. -EPIPE). */

@@ -1035,6 +1035,22 @@ hmsg *hmsg_new(enum hmsg_kind kind, const struct hmsg_limits *lim)
     return m;
 }
 
+uint64_t hmsg_body_run(const hmsg *m)
+{
+    if (m->st != ST_BODY)
+        return 0;
+    switch (m->body) {
+    case B_LENGTH:
+        return m->remaining;
+    case B_CHUNKED:
+        return m->cv.st == C_DATA ? m->cv.size : 0;
+    case B_EOF:
+        return UINT64_MAX;
+    default:
+        return 0;
+    }
+}
+
 void hmsg_free(hmsg *m)
 {
     free(m);

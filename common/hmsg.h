@@ -113,6 +113,13 @@ void hmsg_expect_head_response(hmsg *m);
 
 /* Valid after HMSG_HEAD until the next hmsg_feed that starts another head. */
 const struct hmsg_head *hmsg_head(const hmsg *m);
+/* How many of the next bytes are body payload taken as they are: the rest of
+ * a Content-Length body, of the current chunk's data, or UINT64_MAX for a
+ * response delimited by EOF; 0 outside a body or inside chunk framing.
+ * Feeding up to that many (less one, to keep HMSG_END on the usual path)
+ * only counts them, so a caller may read them straight to their destination
+ * and feed them afterwards. */
+uint64_t hmsg_body_run(const hmsg *m);
 /* True between HMSG_HEAD and HMSG_END. */
 bool hmsg_in_message(const hmsg *m);
 unsigned hmsg_error_status(const hmsg *m);

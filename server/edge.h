@@ -112,7 +112,7 @@ uint64_t edge_now_ms(void);
 /* Bytes of WebSocket frames one session write may carry (several mux frames),
  * and bytes one session read takes. */
 #define EDGE_TXBUF (256 * 1024)
-#define EDGE_RXBUF (64 * 1024)
+#define EDGE_RXBUF (256 * 1024)
 #define WARREN_WS_PROTOCOL "warren-tunnel"
 #define WARREN_RAW_PROTOCOL "warren-raw"
 
