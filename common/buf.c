@@ -273,6 +273,37 @@ int buf_peekv(const buf *b, struct iovec *iov, int max, size_t limit, size_t *to
     return n;
 }
 
+size_t buf_move(buf *dst, buf *src, size_t max)
+{
+    size_t room = buf_room(dst);
+    if (max == 0 || max > room)
+        max = room;
+    size_t moved = 0;
+    while (moved < max && src->len > 0) {
+        struct chunk *c = src->head;
+        size_t k = c->w - c->r;
+        if (k <= max - moved && k >= c->size / 2 && dst->reserved == 0 && src->reserved == 0) {
+            /* the whole chunk changes hands (only a chunk at least half full,
+             * so chunk memory stays under twice the bytes held) */
+            src->head = c->next;
+            if (!src->head)
+                src->tail = NULL;
+            src->len -= k;
+            c->next = NULL;
+            chain_append(dst, c);
+            dst->len += k;
+            moved += k;
+            continue;
+        }
+        size_t part = k < max - moved ? k : max - moved;
+        if (buf_append(dst, c->data + c->r, part) < 0)
+            break;
+        buf_consume(src, part);
+        moved += part;
+    }
+    return moved;
+}
+
 size_t buf_copyout(const buf *b, void *dst, size_t n)
 {
     uint8_t *d = dst;

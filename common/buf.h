@@ -51,6 +51,10 @@ const uint8_t *buf_peek(const buf *b, size_t *len);
  * bytes in all, into iov (for one writev); returns how many were filled and
  * stores their total in *total. Valid until the next consume/free. */
 int buf_peekv(const buf *b, struct iovec *iov, int max, size_t limit, size_t *total);
+/* Move up to max bytes (0: as many as fit) from the front of src to the end
+ * of dst, handing whole chunks over instead of copying them. Returns the
+ * bytes moved (fewer when dst is full, src runs out, or memory does). */
+size_t buf_move(buf *dst, buf *src, size_t max);
 /* Copy up to n bytes from the front into dst without consuming; returns count. */
 size_t buf_copyout(const buf *b, void *dst, size_t n);
 /* Drop n bytes (n <= len) from the front; emptied chunks are freed. */

@@ -3,7 +3,9 @@
  *
  * Invariants: a record is decided only from bytes inside the buffer it was
  * given (a length prefix out of bounds is refused before its bytes arrive);
- * a sealed record is opened only after its tag checks out, and the counter
+ * a sealed record is used only after its tag checks out (opening decrypts
+ * in place while the tag is computed: a record that fails leaves unverified
+ * bytes in the caller's buffer, which kills the link), and the counter
  * advances only then; every string of a parsed message is NUL-terminated
  * within its array and was checked against its bound, never truncated (except
  * type_text, which is only for logs); a parse writes *out only on success.
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include "peermsg.h"
@@ -29,6 +32,50 @@ static void seal_nonce(uint64_t seq, uint8_t nonce[12])
     memset(nonce, 0, 4);
     for (int i = 0; i < 8; i++)
         nonce[4 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+/* ChaCha20-Poly1305 (RFC 8439, no associated data, the tag after the text),
+ * as libsodium's crypto_aead_chacha20poly1305_ietf seals it, done by
+ * OpenSSL: its vectorised code seals and opens about three times as fast as
+ * libsodium's on the same CPU (docs/benchmarks.md). One context per
+ * direction, kept for the process (single-threaded). */
+static EVP_CIPHER_CTX *aead_ctx(bool enc)
+{
+    static EVP_CIPHER_CTX *ctx[2];
+    if (!ctx[enc]) {
+        /* the cipher is set once; each record then only sets key and nonce */
+        EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+        if (!c || EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc) != 1) {
+            EVP_CIPHER_CTX_free(c);
+            return NULL;
+        }
+        ctx[enc] = c;
+    }
+    return ctx[enc];
+}
+
+static bool aead_seal(uint8_t *p, size_t n, const uint8_t *key, const uint8_t nonce[12])
+{
+    EVP_CIPHER_CTX *c = aead_ctx(true);
+    int a = 0, b = 0;
+    return c && n <= INT32_MAX &&
+           EVP_EncryptInit_ex(c, NULL, NULL, key, nonce) == 1 &&
+           EVP_EncryptUpdate(c, p, &a, p, (int)n) == 1 && EVP_EncryptFinal_ex(c, p + a, &b) == 1 &&
+           (size_t)(a + b) == n &&
+           EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, PEERMSG_SEAL_TAG, p + n) == 1;
+}
+
+/* Opens clen bytes (text and tag) in place; false when the tag is wrong. */
+static bool aead_open(uint8_t *p, size_t clen, const uint8_t *key, const uint8_t nonce[12])
+{
+    EVP_CIPHER_CTX *c = aead_ctx(false);
+    size_t n = clen - PEERMSG_SEAL_TAG;
+    int a = 0, b = 0;
+    return c && n <= INT32_MAX &&
+           EVP_DecryptInit_ex(c, NULL, NULL, key, nonce) == 1 &&
+           EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, PEERMSG_SEAL_TAG, p + n) == 1 &&
+           EVP_DecryptUpdate(c, p, &a, p, (int)n) == 1 && EVP_DecryptFinal_ex(c, p + a, &b) == 1 &&
+           (size_t)(a + b) == n;
 }
 
 long peermsg_record_take(uint8_t *p, size_t len, const uint8_t *key, uint64_t *seq, struct frame *f,
@@ -51,10 +98,9 @@ long peermsg_record_take(uint8_t *p, size_t len, const uint8_t *key, uint64_t *s
     if (len - FRAME_LEN_PREFIX < clen)
         return 0;
     uint8_t *rec = p + FRAME_LEN_PREFIX, nonce[12];
-    unsigned long long mlen = 0;
+    size_t mlen = clen - PEERMSG_SEAL_TAG;
     seal_nonce(*seq, nonce);
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(rec, &mlen, NULL, rec, clen, NULL, 0, nonce,
-                                                  key) != 0)
+    if (!aead_open(rec, clen, key, nonce))
         return -EBADMSG;
     (*seq)++;
     struct frame fr;
@@ -68,10 +114,10 @@ long peermsg_record_take(uint8_t *p, size_t len, const uint8_t *key, uint64_t *s
 size_t peermsg_seal(uint8_t *p, size_t n, const uint8_t key[PEERMSG_KEY_LEN], uint64_t *seq)
 {
     uint8_t nonce[12];
-    unsigned long long clen = 0;
     seal_nonce((*seq)++, nonce);
-    crypto_aead_chacha20poly1305_ietf_encrypt(p, &clen, p, n, NULL, 0, NULL, nonce, key);
-    return (size_t)clen;
+    if (!aead_seal(p, n, key, nonce))
+        return 0; /* the context could not be allocated */
+    return n + PEERMSG_SEAL_TAG;
 }
 
 void peermsg_link_key(const uint8_t fleet_key[PEERMSG_KEY_LEN], const char *dir,

@@ -54,7 +54,7 @@ long peermsg_record_take(uint8_t *p, size_t len, const uint8_t *key, uint64_t *s
 
 /* Seal the n-byte frame at p in place with nonce *seq (then incremented); p
  * must have room for n + PEERMSG_SEAL_TAG bytes. Returns the sealed length,
- * the value of the record's length prefix. */
+ * the value of the record's length prefix, or 0 when out of memory. */
 size_t peermsg_seal(uint8_t *p, size_t n, const uint8_t key[PEERMSG_KEY_LEN], uint64_t *seq);
 
 /* The key of one direction of a link: BLAKE2b keyed with the fleet key over

@@ -643,18 +643,7 @@ static void pump(struct bside *from)
     if (!from->st || !to->st)
         return;
     buf *rx = mux_stream_rx(from->st), *tx = mux_stream_tx(to->st);
-    size_t moved = 0;
-    while (buf_room(tx) > 0) {
-        size_t n;
-        const uint8_t *p = buf_peek(rx, &n);
-        if (!n)
-            break;
-        if (n > buf_room(tx))
-            n = buf_room(tx);
-        buf_append(tx, p, n);
-        buf_consume(rx, n);
-        moved += n;
-    }
+    size_t moved = buf_move(tx, rx, 0); /* whole chunks change hands, uncopied */
     if (moved) {
         mux_stream_rx_consumed(from->st, moved);
         mux_stream_tx_kick(to->st);

@@ -438,8 +438,10 @@ static int on_readable(struct link *l)
 static void commit_record(struct link *l, size_t n)
 {
     uint8_t *rec = l->wbuf + l->wlen + FRAME_LEN_PREFIX;
-    if (l->tx_seal)
-        n = peermsg_seal(rec, n, l->ktx, &l->seq_tx);
+    if (l->tx_seal && !(n = peermsg_seal(rec, n, l->ktx, &l->seq_tx))) {
+        kill_link(l, "out of memory sealing a record");
+        return;
+    }
     frame_put_prefix(l->wbuf + l->wlen, n);
     l->wlen += FRAME_LEN_PREFIX + n;
 }
@@ -448,7 +450,7 @@ static void fill_wbuf(struct link *l)
 {
     if (l->woff == l->wlen)
         l->woff = l->wlen = 0;
-    while (l->nctl &&
+    while (l->nctl && !l->kill &&
            l->wcap - l->wlen >= FRAME_LEN_PREFIX + FRAME_HDR_LEN + FRAME_CTL_MAX + SEAL_TAG) {
         char *t = l->ctlq[l->ctl_head];
         l->ctl_head = (l->ctl_head + 1) % CTLQ_MAX;
@@ -459,7 +461,7 @@ static void fill_wbuf(struct link *l)
         if (n)
             commit_record(l, n);
     }
-    while (l->mux && l->state == LINK_UP &&
+    while (l->mux && l->state == LINK_UP && !l->kill &&
            l->wcap - l->wlen >= FRAME_LEN_PREFIX + FRAME_MAX_LEN + SEAL_TAG) {
         size_t n = mux_next_frame(l->mux, l->wbuf + l->wlen + FRAME_LEN_PREFIX, FRAME_MAX_LEN);
         if (!n)
@@ -496,6 +498,8 @@ static int on_writeable(struct link *l)
     for (int round = 0; round < 4; round++) {
         if (l->woff == l->wlen)
             fill_wbuf(l);
+        if (l->kill)
+            return -1;
         if (l->woff == l->wlen)
             return 0;
         ssize_t w = write(l->fd, l->wbuf + l->woff, l->wlen - l->woff);

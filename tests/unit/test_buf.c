@@ -463,6 +463,121 @@ static void test_fd_blocking(void)
     buf_free(b);
 }
 
+/* buf_move hands over whole chunks (at least half full) and copies the rest,
+ * never beyond dst's room, keeping the byte order. */
+static void test_move(void)
+{
+    uint8_t *data = malloc(100000);
+    fill_pattern(data, 100000, 0);
+    buf *src = buf_new(100000, 4096), *dst = buf_new(10000, 4096);
+    CHECK_EQ(buf_append(src, data, 1000), 0); /* a chunk a quarter full: copied */
+    CHECK_EQ(buf_move(dst, src, 0), 1000);
+    CHECK(buf_empty(src));
+    CHECK_EQ(buf_append(src, data + 1000, 20000), 0);
+    CHECK_EQ(buf_move(dst, src, 0), 9000); /* dst's room */
+    CHECK_EQ(buf_len(dst), 10000);
+    CHECK_EQ(buf_len(src), 11000);
+    CHECK_EQ(buf_move(dst, src, 0), 0); /* full */
+    int ok;
+    CHECK_EQ(drain_check(dst, 0, &ok), 10000);
+    CHECK(ok);
+    CHECK_EQ(buf_move(dst, src, 5), 5); /* max */
+    CHECK_EQ(buf_move(dst, src, 0), 10000 - 5);
+    CHECK_EQ(drain_check(dst, 10000, &ok), 10000);
+    CHECK(ok);
+    CHECK_EQ(buf_move(dst, src, 0), 1000);
+    CHECK_EQ(drain_check(dst, 20000, &ok), 1000);
+    CHECK(ok);
+    CHECK(buf_empty(src));
+    /* appending after a move keeps going in order, in either buffer */
+    CHECK_EQ(buf_append(src, data, 6000), 0);
+    CHECK_EQ(buf_move(dst, src, 0), 6000);
+    CHECK_EQ(buf_append(src, data + 6000, 100), 0);
+    CHECK_EQ(buf_append(dst, data + 6000, 100), 0);
+    CHECK_EQ(drain_check(dst, 0, &ok), 6100);
+    CHECK(ok);
+    CHECK_EQ(drain_check(src, 6000, &ok), 100);
+    CHECK(ok);
+    buf_free(src);
+    buf_free(dst);
+    free(data);
+}
+
+struct seen_log {
+    uint8_t bytes[100000];
+    size_t len, calls;
+};
+
+static void seen_fn(void *ud, const uint8_t *p, size_t n)
+{
+    struct seen_log *l = ud;
+    memcpy(l->bytes + l->len, p, n);
+    l->len += n;
+    l->calls++;
+}
+
+/* readv into several chunks at once, writev without consuming: each region
+ * is told to `seen`, in order, and *offered says what was on offer. */
+static void test_readv_writev_peek(void)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    set_nonblock(sv[0]);
+    set_nonblock(sv[1]);
+    static struct seen_log wlog, rlog;
+    uint8_t *data = malloc(100000);
+    fill_pattern(data, 100000, 0);
+    buf *b = buf_new(100000, 4096);
+    CHECK_EQ(buf_append(b, data, 30000), 0);
+    size_t offered = 0;
+    ssize_t w = buf_writev_peek(b, sv[0], 10000, &offered, seen_fn, &wlog);
+    CHECK_EQ(w, 10000);
+    CHECK_EQ(offered, 10000);
+    CHECK_EQ(buf_len(b), 30000); /* not consumed */
+    CHECK_EQ(wlog.len, 10000);
+    CHECK(wlog.calls >= 3); /* 4 KiB chunks */
+    CHECK(check_pattern(wlog.bytes, wlog.len, 0));
+    buf_consume(b, (size_t)w);
+    w = buf_writev_peek(b, sv[0], 0, &offered, seen_fn, &wlog);
+    CHECK_EQ(w, 20000);
+    CHECK_EQ(offered, 20000);
+    buf_consume(b, (size_t)w);
+    CHECK(check_pattern(wlog.bytes, wlog.len, 0));
+    CHECK_EQ(buf_writev_peek(b, sv[0], 0, &offered, NULL, NULL), 0);
+    CHECK_EQ(offered, 0);
+
+    buf *r = buf_new(100000, 4096);
+    CHECK_EQ(buf_append(r, data, 100), 0); /* the tail chunk has room: used first */
+    ssize_t n = buf_readv_fd(r, sv[1], 0, &offered, seen_fn, &rlog);
+    CHECK(n > 4096 - 100); /* more than the tail's room: several regions */
+    CHECK(offered >= (size_t)n);
+    size_t total = (size_t)n;
+    while ((n = buf_readv_fd(r, sv[1], 0, &offered, seen_fn, &rlog)) > 0)
+        total += (size_t)n;
+    CHECK_EQ(n, -EAGAIN);
+    CHECK_EQ(total, 30000);
+    CHECK_EQ(rlog.len, 30000);
+    CHECK(check_pattern(rlog.bytes, rlog.len, 0));
+    int ok;
+    CHECK_EQ(buf_copyout(r, data + 50000, 100), 100);
+    buf_consume(r, 100);
+    CHECK_EQ(drain_check(r, 0, &ok), 30000);
+    CHECK(ok);
+    /* a full buffer: -EAGAIN, nothing read; EOF: 0 */
+    buf *small = buf_new(10, 0);
+    CHECK_EQ(buf_append(small, data, 10), 0);
+    CHECK_EQ(buf_readv_fd(small, sv[1], 0, &offered, NULL, NULL), -EAGAIN);
+    close(sv[0]);
+    buf_clear(small);
+    CHECK_EQ(buf_readv_fd(small, sv[1], 0, &offered, NULL, NULL), 0);
+    CHECK(buf_empty(small));
+    buf_free(small);
+    buf_free(r);
+    buf_free(b);
+    close(sv[1]);
+    free(data);
+}
+
 int main(void)
 {
     test_new_free();
@@ -476,5 +591,7 @@ int main(void)
     test_fd_socketpair();
     test_fd_pipe();
     test_fd_blocking();
+    test_move();
+    test_readv_writev_peek();
     return check_done();
 }

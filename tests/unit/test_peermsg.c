@@ -141,6 +141,62 @@ static void test_sealed_records(void)
     CHECK_EQ(peermsg_record_take(bad, 4 + n, key, &fresh, &f, &flen), -EINVAL);
 }
 
+/* Records are RFC 8439 ChaCha20-Poly1305 as libsodium's IETF construction
+ * makes them, whichever library seals: an edge of an earlier version (which
+ * sealed with libsodium) and this one open each other's records. */
+static void test_sealed_interop(void)
+{
+    static uint8_t rec[FRAME_MAX_LEN + 64], ref[FRAME_MAX_LEN + 64], out[FRAME_MAX_LEN + 64];
+    uint8_t k[PEERMSG_KEY_LEN], nonce[12] = {0};
+    randombytes_buf(k, sizeof k);
+    const size_t sizes[] = {FRAME_HDR_LEN, 100, 4096, FRAME_MAX_LEN};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        uint64_t seq = 0x0102030405060708ull + i, s2 = seq;
+        randombytes_buf(rec, n);
+        memcpy(ref, rec, n);
+        /* ours -> libsodium */
+        size_t c = peermsg_seal(rec, n, k, &seq);
+        CHECK_EQ(c, n + PEERMSG_SEAL_TAG);
+        for (int b = 0; b < 8; b++)
+            nonce[4 + b] = (uint8_t)(s2 >> (56 - 8 * b));
+        unsigned long long m = 0;
+        CHECK_EQ(crypto_aead_chacha20poly1305_ietf_decrypt(out, &m, NULL, rec, c, NULL, 0, nonce,
+                                                           k),
+                 0);
+        CHECK_EQ(m, n);
+        CHECK(memcmp(out, ref, n) == 0);
+        /* libsodium -> ours: same bytes, and the record opens */
+        unsigned long long c2 = 0;
+        crypto_aead_chacha20poly1305_ietf_encrypt(out, &c2, ref, n, NULL, 0, NULL, nonce, k);
+        CHECK_EQ(c2, c);
+        CHECK(memcmp(out, rec, c) == 0);
+    }
+    /* and a sealed frame from libsodium is taken by the record layer */
+    size_t n = frame_encode_ctl(ref + 4, FRAME_MAX_LEN, "{\"x\":1}", 7);
+    memset(nonce, 0, sizeof nonce);
+    unsigned long long c = 0;
+    crypto_aead_chacha20poly1305_ietf_encrypt(ref + 4, &c, ref + 4, n, NULL, 0, NULL, nonce, k);
+    frame_put_prefix(ref, (size_t)c);
+    uint64_t rx = 0;
+    struct frame f;
+    size_t flen = 0;
+    CHECK_EQ(peermsg_record_take(ref, 4 + (size_t)c, k, &rx, &f, &flen), (long)(4 + c));
+    CHECK_EQ(rx, 1);
+    CHECK_EQ(f.type, FRAME_CTL);
+    CHECK_EQ(f.len, 7);
+    /* one flipped bit in text or tag: refused, counter unchanged */
+    for (size_t bit = 0; bit < 8 * (size_t)c; bit += 61) {
+        n = frame_encode_ctl(ref + 4, FRAME_MAX_LEN, "{\"x\":1}", 7);
+        crypto_aead_chacha20poly1305_ietf_encrypt(ref + 4, &c, ref + 4, n, NULL, 0, NULL, nonce,
+                                                  k);
+        ref[4 + bit / 8] ^= (uint8_t)(1u << (bit % 8));
+        rx = 0;
+        CHECK_EQ(peermsg_record_take(ref, 4 + (size_t)c, k, &rx, &f, &flen), -EBADMSG);
+        CHECK_EQ(rx, 0);
+    }
+}
+
 static void test_link_keys(void)
 {
     uint8_t nd[16], na[16], k1[32], k2[32];
@@ -377,6 +433,7 @@ int main(void)
         return 1;
     test_plain_records();
     test_sealed_records();
+    test_sealed_interop();
     test_link_keys();
     test_round_trips();
     test_parse_fields();
