@@ -118,6 +118,8 @@ struct cli {
     unsigned nlocals;
     lws_sorted_usec_list_t retry_sul, stop_sul;
     lws_sorted_usec_list_t flush_sul; /* request lines to a file or pipe (output.c) */
+    lws_sorted_usec_list_t trim_sul;  /* heap back to the kernel once streams are gone */
+    uint64_t last_trim_ms;
     bool stdout_tty, flush_pending;
     int sigpipe[2];
     struct raw_obj_cli sigobj;

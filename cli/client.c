@@ -216,7 +216,7 @@ static void handle_control(struct cli *c, const char *p, size_t len)
     snprintf(c->token, sizeof c->token, "%s", m.reconnect_token);
     snprintf(c->url, sizeof c->url, "%s", m.url);
     struct mux_config mc = {.window = m.window ? m.window : 256 * 1024,
-                            .tx_buf = 64 * 1024,
+                            .tx_buf = 256 * 1024,
                             .max_streams = m.max_streams ? m.max_streams : 256,
                             .odd_ids = false};
     mux_free(c->mux);

@@ -14,6 +14,7 @@
  * end.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,19 @@ static void kill_later(struct local *l)
         want_write(l);
 }
 
+/* 100 ms after the last local connection closed (its stream's buffers are
+ * gone by then), hand freed heap back: a burst of connections leaves the
+ * CLI at its idle RSS instead of keeping the burst's peak. At most once a
+ * second, so one request at a time does not trim each time. */
+static void trim_cb(lws_sorted_usec_list_t *sul)
+{
+    struct cli *c = lws_container_of(sul, struct cli, trim_sul);
+    if (c->nlocals == 0) {
+        malloc_trim(0);
+        c->last_trim_ms = cli_now_ms();
+    }
+}
+
 static void local_free(struct local *l)
 {
     struct cli *c = l->c;
@@ -186,6 +200,8 @@ static void local_free(struct local *l)
         l->next->prev = l->prev;
     c->nlocals--;
     free(l);
+    if (c->nlocals == 0 && !c->done && cli_now_ms() - c->last_trim_ms >= 1000)
+        lws_sul_schedule(c->ctx, 0, &c->trim_sul, trim_cb, 100 * LWS_US_PER_MS);
 }
 
 int local_on_open(struct cli *c, mux_stream *st, const struct frame_open *o)

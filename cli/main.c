@@ -316,6 +316,7 @@ int main(int argc, char **argv)
     lws_sul_cancel(&c.stop_sul);
     lws_sul_cancel(&c.ping_sul);
     lws_sul_cancel(&c.flush_sul);
+    lws_sul_cancel(&c.trim_sul);
     lws_sul_cancel(&c.conn.deadline);
     lwswake_cancel(&c.conn.wake);
     mux_free(c.mux);

@@ -58,8 +58,7 @@ static bool aead_seal(uint8_t *p, size_t n, const uint8_t *key, const uint8_t no
 {
     EVP_CIPHER_CTX *c = aead_ctx(true);
     int a = 0, b = 0;
-    return c && n <= INT32_MAX &&
-           EVP_EncryptInit_ex(c, NULL, NULL, key, nonce) == 1 &&
+    return c && n <= INT32_MAX && EVP_EncryptInit_ex(c, NULL, NULL, key, nonce) == 1 &&
            EVP_EncryptUpdate(c, p, &a, p, (int)n) == 1 && EVP_EncryptFinal_ex(c, p + a, &b) == 1 &&
            (size_t)(a + b) == n &&
            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, PEERMSG_SEAL_TAG, p + n) == 1;
@@ -71,8 +70,7 @@ static bool aead_open(uint8_t *p, size_t clen, const uint8_t *key, const uint8_t
     EVP_CIPHER_CTX *c = aead_ctx(false);
     size_t n = clen - PEERMSG_SEAL_TAG;
     int a = 0, b = 0;
-    return c && n <= INT32_MAX &&
-           EVP_DecryptInit_ex(c, NULL, NULL, key, nonce) == 1 &&
+    return c && n <= INT32_MAX && EVP_DecryptInit_ex(c, NULL, NULL, key, nonce) == 1 &&
            EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, PEERMSG_SEAL_TAG, p + n) == 1 &&
            EVP_DecryptUpdate(c, p, &a, p, (int)n) == 1 && EVP_DecryptFinal_ex(c, p + a, &b) == 1 &&
            (size_t)(a + b) == n;

@@ -161,9 +161,8 @@ static void test_sealed_interop(void)
         for (int b = 0; b < 8; b++)
             nonce[4 + b] = (uint8_t)(s2 >> (56 - 8 * b));
         unsigned long long m = 0;
-        CHECK_EQ(crypto_aead_chacha20poly1305_ietf_decrypt(out, &m, NULL, rec, c, NULL, 0, nonce,
-                                                           k),
-                 0);
+        CHECK_EQ(
+            crypto_aead_chacha20poly1305_ietf_decrypt(out, &m, NULL, rec, c, NULL, 0, nonce, k), 0);
         CHECK_EQ(m, n);
         CHECK(memcmp(out, ref, n) == 0);
         /* libsodium -> ours: same bytes, and the record opens */
@@ -188,8 +187,7 @@ static void test_sealed_interop(void)
     /* one flipped bit in text or tag: refused, counter unchanged */
     for (size_t bit = 0; bit < 8 * (size_t)c; bit += 61) {
         n = frame_encode_ctl(ref + 4, FRAME_MAX_LEN, "{\"x\":1}", 7);
-        crypto_aead_chacha20poly1305_ietf_encrypt(ref + 4, &c, ref + 4, n, NULL, 0, NULL, nonce,
-                                                  k);
+        crypto_aead_chacha20poly1305_ietf_encrypt(ref + 4, &c, ref + 4, n, NULL, 0, NULL, nonce, k);
         ref[4 + bit / 8] ^= (uint8_t)(1u << (bit % 8));
         rx = 0;
         CHECK_EQ(peermsg_record_take(ref, 4 + (size_t)c, k, &rx, &f, &flen), -EBADMSG);
