@@ -274,7 +274,7 @@ int main(int argc, char **argv)
     log_init("tunnel", cfg.log_level);
     /* The soft open-files limit: the hard one, at most 4096. libwebsockets
      * sizes its fd table from it and Debian's 4.1.6 scans all of that table
-     * each time it adopts a socket (a smaller fd_limit_per_thread makes it
+     * each time it closes a socket (a smaller fd_limit_per_thread makes it
      * scan on every event); 4096 covers 256 streams per tunnel many times. */
     unsigned long nofile_was, nofile;
     if (fdlimit_raise(4096, &nofile_was, &nofile) < 0)

@@ -170,9 +170,9 @@ void edge_drain(struct edge *e)
 /* Every connection is a file descriptor: take what the hard limit allows,
  * at most EDGE_MAX_FDS, and derive the connection limit from it.
  * libwebsockets sizes its fd table from the soft limit, and Debian's 4.1.6
- * (built with assertions) scans that whole table each time it adopts a
- * socket: the limit is a cost per new connection (about 0.5 ns per entry),
- * not only a cap. Given a smaller fd_limit_per_thread instead, it scans the
+ * (built with assertions) scans that whole table each time it closes a
+ * socket: the limit is a cost per connection (about 1 ns per entry), not
+ * only a cap. Given a smaller fd_limit_per_thread instead, it scans the
  * table on every event, which is worse. docs/operations.md, "Open files". */
 #define EDGE_MAX_FDS 65536
 
