@@ -13,6 +13,8 @@
  *  - the transcript (heads, body bytes, ends, error status) differs between
  *    the whole run and a split run (body bytes of a message cut short by an
  *    error are left out: how many went out first depends on the split);
+ *  - fewer bytes than hmsg_body_run() promised are not all taken as body,
+ *    or it promises anything outside a message body;
  *  - hmsg_host_name or hmsg_rewrite_request write past their cap (buffers
  *    are malloc'd to the exact cap so ASan sees it), or the rewritten head
  *    does not parse again as the same request with the edge's values.
@@ -185,8 +187,14 @@ static uint64_t run(const uint8_t *data, size_t len, const struct hmsg_limits *l
         stalls = 0;
         for (;;) {
             size_t used = 12345;
+            /* hmsg_body_run's promise (the edge reads that many body bytes
+             * past the parser): fewer than `run` bytes are all plain body */
+            uint64_t run = hmsg_body_run(m);
+            REQUIRE(in_body || run == 0);
             enum hmsg_event ev = hmsg_feed(m, pend, plen, &used);
             REQUIRE(used <= plen);
+            if (plen > 0 && run > plen)
+                REQUIRE(ev == HMSG_BODY && used == plen);
             if (ev == HMSG_NEED_MORE) {
                 REQUIRE(used == 0);
                 REQUIRE(in_body || plen <= lim->max_head);
