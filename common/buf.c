@@ -254,7 +254,9 @@ const uint8_t *buf_peek(const buf *b, size_t *len)
     return c->data + c->r;
 }
 
-int buf_peekv(const buf *b, struct iovec *iov, int max, size_t limit, size_t *total)
+/* The readable regions from the front, at most `max` of them and `limit`
+ * bytes in all, into iov; returns how many were filled, their total in *total. */
+static int peekv(const buf *b, struct iovec *iov, int max, size_t limit, size_t *total)
 {
     int n = 0;
     size_t bytes = 0;
@@ -436,7 +438,7 @@ ssize_t buf_writev_peek(const buf *b, int fd, size_t limit, size_t *offered, buf
 {
     struct iovec iov[BUF_IOV_MAX];
     size_t total;
-    int n = buf_peekv(b, iov, BUF_IOV_MAX, limit ? limit : SIZE_MAX, &total);
+    int n = peekv(b, iov, BUF_IOV_MAX, limit ? limit : SIZE_MAX, &total);
     *offered = total;
     if (n == 0)
         return 0;

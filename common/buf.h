@@ -15,7 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <sys/uio.h>
 
 typedef struct buf buf;
 
@@ -47,10 +46,6 @@ int buf_append(buf *b, const void *p, size_t n);
 /* First contiguous readable region; *len gets its size (0 when empty, then
  * NULL is returned). The pointer stays valid until the next consume/free. */
 const uint8_t *buf_peek(const buf *b, size_t *len);
-/* The readable regions from the front, at most `max` of them and `limit`
- * bytes in all, into iov (for one writev); returns how many were filled and
- * stores their total in *total. Valid until the next consume/free. */
-int buf_peekv(const buf *b, struct iovec *iov, int max, size_t limit, size_t *total);
 /* Move up to max bytes (0: as many as fit) from the front of src to the end
  * of dst, handing whole chunks over instead of copying them. Returns the
  * bytes moved (fewer when dst is full, src runs out, or memory does). */

@@ -141,6 +141,44 @@ def rss_kb(pid):
     return None
 
 
+def fd_count(pid):
+    """Open file descriptors of pid, or None if it is gone."""
+    try:
+        return len(os.listdir("/proc/%d/fd" % pid))
+    except OSError:
+        return None
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds pid has used (0.0 if it is gone)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(xs, p):
+    """The p-th percentile (nearest rank) of xs; nan when empty."""
+    xs = sorted(xs)
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+
+def metrics(port):
+    """The admin endpoint's /metrics on port as {'name{labels}': value}."""
+    r = request(port, "GET", "/metrics", "127.0.0.1:%d" % port, timeout=10)
+    out = {}
+    for line in r.text.splitlines():
+        m = re.match(r'^([a-z_]+)(\{[^}]*\})? ([0-9.e+-]+)$', line)
+        if m:
+            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return out
+
+
 def is_sanitized(pid):
     """True if pid runs with AddressSanitizer (its RSS is not comparable)."""
     try:

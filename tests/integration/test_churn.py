@@ -37,7 +37,6 @@ in the first third; afterwards its descriptors are back to baseline."""
 import argparse
 import json
 import os
-import re
 import threading
 import time
 
@@ -52,28 +51,6 @@ LOADGEN = os.path.join(h.HERE, "loadgen.py")
 FLOOD = 300
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
-    return xs[k]
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
-
-
-def metrics(port):
-    r = h.request(port, "GET", "/metrics", "127.0.0.1:%d" % port, timeout=10)
-    out = {}
-    for line in r.text.splitlines():
-        m = re.match(r'^([a-z_]+)(\{[^}]*\})? ([0-9.e+]+)$', line)
-        if m:
-            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
-
-
 def probe(port, host, seconds, rate=20.0):
     out = []
     end = time.monotonic() + seconds
@@ -86,15 +63,6 @@ def probe(port, host, seconds, rate=20.0):
             out.append((time.monotonic() - t0, repr(e)))
         time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - t0)))
     return out
-
-
-def cpu_seconds(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def result(p):
@@ -123,10 +91,10 @@ with h.Test("churn", timeout=int(args.duration) + 150) as t:
     base = probe(edge.port, calm, 15)
     b_lat = [x for x, s in base if s == 200]
     t.require(len(b_lat) == len(base), "baseline probe all 200", base[:5])
-    b50, b99 = pct(b_lat, 50), pct(b_lat, 99)
+    b50, b99 = h.pct(b_lat, 50), h.pct(b_lat, 99)
     h.log("baseline: %d requests, p50 %.2f ms, p99 %.2f ms; slowest: %s"
           % (len(b_lat), b50 * 1e3, b99 * 1e3, [round(x * 1e3, 1) for x in sorted(b_lat)[-6:]]))
-    fd0 = fd_count(edge.pid)
+    fd0 = h.fd_count(edge.pid)
 
     t.step("churn + junk + flood for %.0f s, probe meanwhile" % args.duration)
     rss = []
@@ -153,7 +121,7 @@ with h.Test("churn", timeout=int(args.duration) + 150) as t:
     for p in background + [churn, junk, flood]:
         os.setpriority(os.PRIO_PROCESS, p.pid, 19)
     procs = [p for p in t.procs if p.alive()]
-    cpu0 = {p.label: cpu_seconds(p.pid) for p in procs}
+    cpu0 = {p.label: h.cpu_seconds(p.pid) for p in procs}
     # a control probe straight to the calm tunnel's app, past the edge: when
     # its tail grows too, this machine is busy, not the edge
     ctl = []
@@ -162,7 +130,7 @@ with h.Test("churn", timeout=int(args.duration) + 150) as t:
     cth.start()
     during = probe(edge.port, calm, args.duration)
     cth.join(15)
-    cpu = {p.label: round(cpu_seconds(p.pid) - cpu0[p.label], 1) for p in procs}
+    cpu = {p.label: round(h.cpu_seconds(p.pid) - cpu0[p.label], 1) for p in procs}
     h.log("CPU seconds used during the run: %s" % cpu)
     for p in (churn, junk, flood):
         rc = p.wait_exit(120)
@@ -175,9 +143,9 @@ with h.Test("churn", timeout=int(args.duration) + 150) as t:
     d_lat = [x for x, s in during if s == 200]
     t.check(len(d_lat) == len(during), "every probe request answered 200",
             [p for p in during if p[1] != 200][:5])
-    d50, d99 = pct(d_lat, 50), pct(d_lat, 99)
+    d50, d99 = h.pct(d_lat, 50), h.pct(d_lat, 99)
     c_lat = [x for x, s in ctl if s == 200]
-    c50, c99 = pct(c_lat, 50), pct(c_lat, 99)
+    c50, c99 = h.pct(c_lat, 50), h.pct(c_lat, 99)
     h.log("control (straight to the app, 10/s): %d requests, p50 %.2f ms, p99 %.2f ms"
           % (len(c_lat), c50 * 1e3, c99 * 1e3))
     # the bound: twice the baseline, at least 50 ms, and at least twice what
@@ -240,7 +208,7 @@ with h.Test("churn", timeout=int(args.duration) + 150) as t:
             n101)
     t.check(limited and all(r.get("retry_after", 0) >= 1 for r in limited),
             "every 429 has Retry-After")
-    m = metrics(adm)
+    m = h.metrics(adm)
     t.eq(m.get('warren_limit_refusals_total{limit="handshake_rate"}'), float(len(limited)),
          "metrics count the 429s")
 
@@ -253,8 +221,8 @@ with h.Test("churn", timeout=int(args.duration) + 150) as t:
           % (max(first), max(last), max(v for _, v in rss)))
     t.check(max(last) <= max(first) + slack, "edge RSS flat: last third within %d KiB of the "
             "first" % slack, "%d vs %d" % (max(last), max(first)))
-    ok = h.wait_until(lambda: fd_count(edge.pid) <= fd0 + 4, 20, 0.5)
-    t.check(ok, "descriptors back to baseline (%d, +4)" % fd0, fd_count(edge.pid))
+    ok = h.wait_until(lambda: h.fd_count(edge.pid) <= fd0 + 4, 20, 0.5)
+    t.check(ok, "descriptors back to baseline (%d, +4)" % fd0, h.fd_count(edge.pid))
     r = h.request(edge.port, "GET", "/hello", calm)
     t.eq(r.status, 200, "the edge still serves")
     print("FIGURES churn %s" % json.dumps({

@@ -24,7 +24,6 @@ docs/operations.md documents, and the counters /metrics shows for them:
     names the flag."""
 
 import json
-import os
 import resource
 import socket
 import threading
@@ -34,18 +33,8 @@ import harness as h
 import loadgen as lg
 
 
-def metrics(port):
-    r = h.request(port, "GET", "/metrics", "127.0.0.1:%d" % port, timeout=10)
-    out = {}
-    for line in r.text.splitlines():
-        if line and not line.startswith("#"):
-            k, _, v = line.rpartition(" ")
-            out[k] = float(v)
-    return out
-
-
 def refusals(port, limit):
-    return metrics(port).get('warren_limit_refusals_total{limit="%s"}' % limit)
+    return h.metrics(port).get('warren_limit_refusals_total{limit="%s"}' % limit)
 
 
 class Raw:
@@ -122,16 +111,6 @@ def hello(name=None, token=None):
     if token:
         m["reconnect_token"] = token
     return m
-
-
-def cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def fd_count(pid):
-    return len(os.listdir("/proc/%d/fd" % pid))
 
 
 with h.Test("limits", timeout=180) as t:
@@ -264,7 +243,7 @@ with h.Test("limits", timeout=180) as t:
         for _ in range(5):  # with the tunnel's WebSocket: 6
             s = socket.create_connection(("127.0.0.1", cn.port), timeout=5)
             idle.append(s)
-        h.wait_until(lambda: metrics(adm_c).get("warren_visitor_connections") == 5.0, 5)
+        h.wait_until(lambda: h.metrics(adm_c).get("warren_visitor_connections") == 5.0, 5)
         t0 = time.monotonic()
         r, closed, e = h.raw_exchange(cn.port, h.build_request("GET", "/hello", cn.host("busy")))
         dt = time.monotonic() - t0
@@ -273,10 +252,10 @@ with h.Test("limits", timeout=180) as t:
         t.check(closed, "and the connection is closed")
         t.check(dt < 1.0, "at once", "%.2f s" % dt)
         t.eq(refusals(adm_c, "connections"), 1.0, "metrics count it")
-        t.eq(metrics(adm_c).get("warren_max_connections"), 6.0, "and show the limit")
+        t.eq(h.metrics(adm_c).get("warren_max_connections"), 6.0, "and show the limit")
         for s in idle[:3]:
             s.close()
-        h.wait_until(lambda: metrics(adm_c).get("warren_visitor_connections") == 2.0, 5)
+        h.wait_until(lambda: h.metrics(adm_c).get("warren_visitor_connections") == 2.0, 5)
         r = h.request(cn.port, "GET", "/hello", cn.host("busy"))
         t.eq(r.status, 200, "a freed slot serves again")
         slow = {}
@@ -305,17 +284,17 @@ with h.Test("limits", timeout=180) as t:
     with t.part("out of file descriptors"):
         ef = t.tunneld(args=["--max-connections", "1000"], label="tunneld-emfile")
         t.tunnel(ef, org.port, name="fds")
-        base = fd_count(ef.pid)
+        base = h.fd_count(ef.pid)
         # lower the soft limit only: raising it again needs no privilege
         _, ef_hard = resource.prlimit(ef.pid, resource.RLIMIT_NOFILE)
         resource.prlimit(ef.pid, resource.RLIMIT_NOFILE, (base + 6, ef_hard))
         clients = [socket.create_connection(("127.0.0.1", ef.port), timeout=5)
                    for _ in range(40)]
         time.sleep(0.5)
-        c0 = cpu_seconds(ef.pid)
+        c0 = h.cpu_seconds(ef.pid)
         time.sleep(3)
-        used = cpu_seconds(ef.pid) - c0
-        h.log("with accept() failing: %.3f s of CPU in 3 s, %d fds" % (used, fd_count(ef.pid)))
+        used = h.cpu_seconds(ef.pid) - c0
+        h.log("with accept() failing: %.3f s of CPU in 3 s, %d fds" % (used, h.fd_count(ef.pid)))
         t.check(used < 0.3, "no busy loop while accept() fails (CPU time in 3 s)", "%.2f s" % used)
         t.check(h.wait_until(lambda: "pausing accepts" in ef.stderr_text(), 5),
                 "the edge says it pauses accepting")

@@ -38,7 +38,6 @@ Checks:
 import argparse
 import json
 import os
-import re
 import threading
 import time
 
@@ -56,40 +55,6 @@ N = args.connections
 N_LORIS, N_BODY = N * 4 // 10, N * 3 // 10
 N_READ = N - N_LORIS - N_BODY
 LOADGEN = os.path.join(h.HERE, "loadgen.py")
-
-
-def fd_count(pid):
-    try:
-        return len(os.listdir("/proc/%d/fd" % pid))
-    except OSError:
-        return None
-
-
-def cpu_seconds(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            parts = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    if not xs:
-        return float("nan")
-    k = min(len(xs) - 1, max(0, int(round(p / 100.0 * len(xs) + 0.5)) - 1))
-    return xs[k]
-
-
-def metrics(port):
-    r = h.request(port, "GET", "/metrics", "127.0.0.1:%d" % port, timeout=10)
-    out = {}
-    for line in r.text.splitlines():
-        m = re.match(r'^([a-z_]+)(\{[^}]*\})? ([0-9.e+]+)$', line)
-        if m:
-            out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
-    return out
 
 
 with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
@@ -112,7 +77,7 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
     for _ in range(20):
         h.request(edge.port, "GET", "/hello", PH)
     time.sleep(1)
-    fd0, rss0 = fd_count(edge.pid), h.rss_kb(edge.pid)
+    fd0, rss0 = h.fd_count(edge.pid), h.rss_kb(edge.pid)
     h.log("baseline: %d fds, RSS %d KiB" % (fd0, rss0))
 
     t.step("%d slow connections for %.0f s, probe 1 GET/s" % (N, args.duration))
@@ -132,7 +97,7 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
 
     def sampler():
         while not stop.is_set():
-            f, r = fd_count(edge.pid), h.rss_kb(edge.pid)
+            f, r = h.fd_count(edge.pid), h.rss_kb(edge.pid)
             if f:
                 peak["fds"] = max(peak["fds"], f)
             if r:
@@ -141,7 +106,7 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
 
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
-    cpu0 = {p.label: cpu_seconds(p.pid) for p in t.procs if p.alive()}
+    cpu0 = {p.label: h.cpu_seconds(p.pid) for p in t.procs if p.alive()}
     t_start = time.monotonic()
     t_end = t_start + args.duration
     time.sleep(2)
@@ -159,7 +124,7 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
         except (OSError, ValueError) as e:
             probe.append((time.monotonic() - t0, repr(e)))
         time.sleep(max(0.0, 1.0 - (time.monotonic() - t0)))
-    cpus = {p.label: round(cpu_seconds(p.pid) - c, 1) for p in t.procs if p.alive()
+    cpus = {p.label: round(h.cpu_seconds(p.pid) - c, 1) for p in t.procs if p.alive()
             for lb, c in cpu0.items() if lb == p.label}
     rc = lg.wait_exit(120)
     cpu = cpus.get(edge.label, 0.0)
@@ -175,7 +140,7 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
     lat = [x for x, s in probe if s == 200]
     t.check(len(probe) >= args.duration / 2 and len(lat) == len(probe),
             "every probe request answered 200", [p for p in probe if p[1] != 200][:5])
-    p50, p99 = pct(lat, 50), pct(lat, 99)
+    p50, p99 = h.pct(lat, 50), h.pct(lat, 99)
     h.log("probe: %d requests, p50 %.1f ms, p99 %.1f ms, max %.1f ms"
           % (len(lat), p50 * 1000, p99 * 1000, max(lat or [0]) * 1000))
     limit = 2.0 if asan else 1.0
@@ -186,14 +151,14 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
             res["peak_open"])
     hw = res["head_waits"]
     h.log("slowread: %d responses began, after p50 %.2f s, p99 %.2f s, max %.2f s"
-          % (len(hw), pct(hw, 50), pct(hw, 99), max(hw or [0])))
+          % (len(hw), h.pct(hw, 50), h.pct(hw, 99), max(hw or [0])))
     by = {}
     for r in recs:
         by.setdefault((r["kind"], r["outcome"]), []).append(r)
     for (k, o), rs in sorted(by.items()):
         xs = [r["after"] for r in rs]
         h.log("%-9s %-12s %5d  after: min %.2f p50 %.2f max %.2f s"
-              % (k, o, len(rs), min(xs), pct(xs, 50), max(xs)))
+              % (k, o, len(rs), min(xs), h.pct(xs, 50), max(xs)))
     # (outcome, earliest, latest): a head must be whole --head-timeout after its
     # first byte; body and send deadlines are windows of T seconds, so a
     # client is cut at the end of the first window in which it moved less
@@ -220,7 +185,7 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
         t.check(not stale, "%s: nothing outlived its deadline" % kind,
                 [r["after"] for r in stale[:5]])
 
-    m = metrics(admin)
+    m = h.metrics(admin)
     for kind, dl in (("slowloris", "head"), ("slowbody", "body"), ("slowread", "send")):
         seen = len([r for r in recs if r["kind"] == kind and r["outcome"] in want[kind][0]])
         got = m.get('warren_visitor_timeouts_total{deadline="%s"}' % dl, 0)
@@ -229,8 +194,8 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
     h.log("metrics: %s" % {k: v for k, v in m.items() if "timeouts" in k or "refusals" in k})
 
     t.step("afterwards")
-    ok = h.wait_until(lambda: (fd_count(edge.pid) or 0) <= fd0 + 4, 20, 0.5)
-    fd1 = fd_count(edge.pid)
+    ok = h.wait_until(lambda: (h.fd_count(edge.pid) or 0) <= fd0 + 4, 20, 0.5)
+    fd1 = h.fd_count(edge.pid)
     # freed memory goes back to the system at the edge's next sweep (10 s)
     h.wait_until(lambda: (h.rss_kb(edge.pid) or 0) <= rss0 + rss_slack, 15, 0.5)
     rss1 = h.rss_kb(edge.pid)
@@ -244,7 +209,7 @@ with h.Test("slow-clients", timeout=int(args.duration) + 150) as t:
     else:
         t.check(rss1 <= rss0 + rss_slack, "RSS back to baseline (%d KiB, +%d KiB)"
                 % (rss0, rss_slack), "%d KiB" % rss1)
-    m2 = metrics(admin)
+    m2 = h.metrics(admin)
     t.eq(m2.get("warren_visitor_connections"), 0.0, "no visitor connection left")
     r = h.request(edge.port, "GET", "/hello", PH)
     t.eq(r.status, 200, "the edge still serves")
