@@ -56,7 +56,7 @@ struct sockaddrs {
 };
 
 struct raw_obj_cli {
-    int kind; /* CLI_RAW_LOCAL, CLI_RAW_SIGNAL or CLI_RAW_SERVER */
+    int kind; /* CLI_RAW_SIGNAL, CLI_RAW_SERVER or CLI_RAW_EVSET */
 };
 
 typedef struct ssl_st SSL;
@@ -116,6 +116,8 @@ struct cli {
     size_t close_len;
     struct local *locals;
     unsigned nlocals;
+    struct evset *evset;          /* the local connections' sockets (evset.h) */
+    struct raw_obj_cli evset_obj; /* the set's descriptor in the lws loop */
     lws_sorted_usec_list_t retry_sul, stop_sul;
     lws_sorted_usec_list_t flush_sul; /* request lines to a file or pipe (output.c) */
     lws_sorted_usec_list_t trim_sul;  /* heap back to the kernel once streams are gone */
@@ -125,9 +127,9 @@ struct cli {
     struct raw_obj_cli sigobj;
 };
 
-#define CLI_RAW_LOCAL 1
 #define CLI_RAW_SIGNAL 2
 #define CLI_RAW_SERVER 3
+#define CLI_RAW_EVSET 4
 #define WARREN_CLI_WS_PROTOCOL "warren-tunnel"
 #define WARREN_CLI_RAW_PROTOCOL "warren-raw"
 #define WARREN_VERSION "0.1.0"
@@ -158,7 +160,6 @@ int local_on_open(struct cli *c, mux_stream *st, const struct frame_open *o);
 void local_stream_readable(struct local *l);
 void local_stream_writable(struct local *l);
 void local_stream_closed(struct local *l, uint16_t code);
-int local_callback(struct lws *wsi, enum lws_callback_reasons reason, struct local *l);
 /* Resolve --local-host once (all addresses, IPv6 and IPv4). 0 or -1. */
 int local_resolve(struct cli *c);
 

@@ -21,11 +21,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "lwsraw.h"
 #include "cli.h"
 #include "hobs.h"
 #include "log.h"
-#include "lwswake.h"
+#include "evset.h"
 
 #define REQ_FIFO 16
 #define READ_BUDGET (256 * 1024)
@@ -39,9 +38,8 @@ struct req_rec {
 };
 
 struct local {
-    struct raw_obj_cli obj;
     struct cli *c;
-    struct lws *wsi;
+    struct evfd ev; /* in the CLI's epoll set (evset.h) */
     int fd;
     mux_stream *st;
     struct local *prev, *next;
@@ -51,17 +49,23 @@ struct local {
     struct req_rec q[REQ_FIFO];
     unsigned qhead, qn;
     uint64_t req_mark, resp_mark;
-    struct lwswake wake; /* see want_write() */
     lws_sorted_usec_list_t sul;
 };
 
-/* WRITEABLE on request, also from inside the WRITEABLE callback (lwswake.h). */
+/* on_writeable() at the end of this turn, or on the next. */
 static void want_write(struct local *l)
 {
-    lwswake_request(&l->wake, l->wsi);
+    evset_write_soon(&l->ev);
+}
+
+/* on_writeable() once the socket takes bytes again (a write met EAGAIN). */
+static void wait_writable(struct local *l)
+{
+    evset_write_when_ready(&l->ev);
 }
 
 static int start_connect(struct local *l);
+static int on_event(struct evfd *f, enum ev_event ev);
 
 int local_resolve(struct cli *c)
 {
@@ -157,17 +161,16 @@ static void set_reading(struct local *l)
 {
     bool want =
         l->connected && !l->read_eof && !l->kill && l->st && buf_room(mux_stream_tx(l->st)) > 0;
-    if (l->wsi && want != l->reading) {
+    if (l->ev.in_set && want != l->reading) {
         l->reading = want;
-        lws_rx_flow_control(l->wsi, want ? 1 : 0);
+        evset_read(&l->ev, want);
     }
 }
 
 static void kill_later(struct local *l)
 {
     l->kill = true;
-    if (l->wsi)
-        want_write(l);
+    evset_close(&l->ev);
 }
 
 /* 100 ms after the last local connection closed (its stream's buffers are
@@ -187,7 +190,6 @@ static void local_free(struct local *l)
 {
     struct cli *c = l->c;
     lws_sul_cancel(&l->sul);
-    lwswake_cancel(&l->wake);
     if (l->st) /* graceful when both directions ended: queued bytes and FIN still go out */
         mux_stream_release(l->st, l->read_eof && l->wr_shut ? 0 : RST_CANCEL);
     hobs_free(l->req_obs);
@@ -212,7 +214,6 @@ int local_on_open(struct cli *c, mux_stream *st, const struct frame_open *o)
     struct local *l = calloc(1, sizeof *l);
     if (!l)
         return RST_INTERNAL;
-    l->obj.kind = CLI_RAW_LOCAL;
     l->c = c;
     l->st = st;
     l->fd = -1;
@@ -256,18 +257,15 @@ static int start_connect(struct local *l)
             l->addr_idx++;
             continue;
         }
-        l->fd = fd;
         l->connected = false;
-        l->reading = true;
-        l->wsi = lwsraw_adopt(c->vh, fd, WARREN_CLI_RAW_PROTOCOL, l);
-        if (!l->wsi) {
-            l->fd = -1;
+        l->reading = false;
+        /* EV_WRITE once the connect is done or failed */
+        if (evset_add(c->evset, &l->ev, fd, on_event, EVSET_CONNECT) < 0) {
+            close(fd);
             l->addr_idx++;
             continue;
         }
-        lws_rx_flow_control(l->wsi, 0);
-        l->reading = false;
-        want_write(l);
+        l->fd = fd;
         return 0;
     }
     return -1;
@@ -364,7 +362,7 @@ static int on_writeable(struct local *l)
             break;
         if (w < 0) {
             if (w == -EAGAIN) {
-                want_write(l);
+                wait_writable(l);
                 return 0;
             }
             mux_stream_release(l->st, RST_CANCEL);
@@ -374,7 +372,7 @@ static int on_writeable(struct local *l)
         buf_consume(rx, (size_t)w);
         mux_stream_rx_consumed(l->st, (size_t)w);
         if ((size_t)w < n) {
-            want_write(l);
+            wait_writable(l);
             return 0;
         }
     }
@@ -393,7 +391,7 @@ static int on_writeable(struct local *l)
 
 void local_stream_readable(struct local *l)
 {
-    if (l->wsi && l->connected)
+    if (l->ev.in_set && l->connected)
         want_write(l);
 }
 
@@ -414,34 +412,28 @@ void local_stream_closed(struct local *l, uint16_t code)
 {
     log_debug("tunnel=%s stream reset by the edge (%s)", l->c->name, frame_rst_name(code));
     l->st = NULL;
-    if (l->wsi && l->connected && mid_exchange(l)) {
+    if (l->ev.in_set && l->connected && mid_exchange(l)) {
         /* close with a reset (SO_LINGER 0), never a clean end */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
         setsockopt(l->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
-    if (l->wsi)
+    if (l->ev.in_set)
         kill_later(l);
     else
-        local_free(l);
+        local_free(l); /* between two addresses: no socket */
 }
 
-int local_callback(struct lws *wsi, enum lws_callback_reasons reason, struct local *l)
+static int on_event(struct evfd *f, enum ev_event ev)
 {
-    switch (reason) {
-    case LWS_CALLBACK_RAW_RX_FILE:
+    struct local *l = lws_container_of(f, struct local, ev);
+    switch (ev) {
+    case EV_READ:
         if (l->kill)
             return -1;
-        if (!l->connected) {
-            lws_rx_flow_control(wsi, 0);
-            return 0;
-        }
         return on_readable(l);
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-        lwswake_enter(&l->wake);
-        return lwswake_leave(&l->wake, l->c->ctx, on_writeable(l));
-    case LWS_CALLBACK_RAW_CLOSE_FILE:
-        lwswake_cancel(&l->wake);
-        l->wsi = NULL;
+    case EV_WRITE:
+        return on_writeable(l);
+    case EV_CLOSE:
         l->fd = -1;
         if (!l->connected && l->st && !l->kill) {
             /* this address failed: try the next one on the next loop turn */
@@ -450,7 +442,6 @@ int local_callback(struct lws *wsi, enum lws_callback_reasons reason, struct loc
         }
         local_free(l);
         return 0;
-    default:
-        return 0;
     }
+    return 0;
 }

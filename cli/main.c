@@ -18,6 +18,7 @@
 
 #include "lwsraw.h"
 #include "cli.h"
+#include "evset.h"
 #include "fdlimit.h"
 #include "frame.h"
 #include "log.h"
@@ -204,8 +205,8 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return 0;
     if (reason == LWS_CALLBACK_RAW_CLOSE_FILE)
         lws_set_opaque_user_data(wsi, NULL);
-    if (o->kind == CLI_RAW_LOCAL)
-        return local_callback(wsi, reason, (struct local *)o);
+    if (o->kind == CLI_RAW_EVSET)
+        return c->evset ? evset_callback(c->evset, reason) : 0;
     if (o->kind == CLI_RAW_SERVER)
         return conn_callback(wsi, reason, c);
     if (reason == LWS_CALLBACK_RAW_RX_FILE) {
@@ -274,8 +275,10 @@ int main(int argc, char **argv)
     log_init("tunnel", cfg.log_level);
     /* The soft open-files limit: the hard one, at most 4096. libwebsockets
      * sizes its fd table from it and Debian's 4.1.6 scans all of that table
-     * each time it closes a socket (a smaller fd_limit_per_thread makes it
-     * scan on every event); 4096 covers 256 streams per tunnel many times. */
+     * each time it closes one of its sockets (a smaller fd_limit_per_thread
+     * makes it scan on every event; local connections are in our epoll set,
+     * evset.h, and never pay it); 4096 covers 256 streams per tunnel many
+     * times. */
     unsigned long nofile_was, nofile;
     if (fdlimit_raise(4096, &nofile_was, &nofile) < 0)
         log_warnx("open files: could not set the limit (it is %lu)", nofile_was);
@@ -301,9 +304,13 @@ int main(int argc, char **argv)
     c.vh = lws_get_vhost_by_name(c.ctx, "default");
     c.txbuf = malloc(CLI_TXBUF);
     c.rxbuf = malloc(CLI_RXBUF);
-    if (!c.vh || !c.txbuf || !c.rxbuf || setup_signals(&c) < 0) {
+    c.evset_obj.kind = CLI_RAW_EVSET;
+    if (c.vh)
+        c.evset = evset_new(c.ctx, c.vh, WARREN_CLI_RAW_PROTOCOL, &c.evset_obj);
+    if (!c.vh || !c.txbuf || !c.rxbuf || !c.evset || setup_signals(&c) < 0) {
         fprintf(stderr, "tunnel: could not set up the event loop\n");
         lws_context_destroy(c.ctx);
+        evset_free(c.evset);
         return EXIT_FATAL;
     }
     if (!cfg.json)
@@ -322,6 +329,7 @@ int main(int argc, char **argv)
     mux_free(c.mux);
     c.mux = NULL;
     lws_context_destroy(c.ctx);
+    evset_free(c.evset);
     close(c.sigpipe[1]);
     conn_free(&c);
     free(c.txbuf);

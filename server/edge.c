@@ -18,6 +18,7 @@
 #include "admin.h"
 #include "auth.h"
 #include "edge.h"
+#include "evset.h"
 #include "fdlimit.h"
 #include "fleet.h"
 #include "frame.h"
@@ -86,8 +87,12 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     switch (o->kind) {
     case RAW_LISTENER:
         return listener_callback(wsi, reason, (struct listener *)o);
-    case RAW_VISITOR:
-        return visitor_callback(wsi, reason, (struct visitor *)o);
+    case RAW_VISITOR: /* visitors are in the epoll set, never lws raw files */
+        return 0;
+    case RAW_EVSET: {
+        struct edge *e = lws_get_vhost_user(vh);
+        return e->evset ? evset_callback(e->evset, reason) : 0;
+    }
     case RAW_SIGNAL:
         return signal_callback(lws_get_vhost_user(vh), reason);
     case RAW_ADMIN:
@@ -170,10 +175,11 @@ void edge_drain(struct edge *e)
 /* Every connection is a file descriptor: take what the hard limit allows,
  * at most EDGE_MAX_FDS, and derive the connection limit from it.
  * libwebsockets sizes its fd table from the soft limit, and Debian's 4.1.6
- * (built with assertions) scans that whole table each time it closes a
- * socket: the limit is a cost per connection (about 1 ns per entry), not
- * only a cap. Given a smaller fd_limit_per_thread instead, it scans the
- * table on every event, which is worse. docs/operations.md, "Open files". */
+ * (built with assertions) scans that whole table each time it closes one of
+ * its sockets (about 1 ns per entry): visitors are in our epoll set instead
+ * (evset.h), but tunnels, peer links and admin connections pay it. Given a
+ * smaller fd_limit_per_thread instead, it scans the table on every event,
+ * which is worse. docs/operations.md, "Open files". */
 #define EDGE_MAX_FDS 65536
 
 static int setup_limits(struct edge *e)
@@ -290,6 +296,12 @@ struct edge *edge_new(const struct config *cfg)
         log_errx("could not create the vhost");
         goto fail;
     }
+    e->evset_obj.kind = RAW_EVSET;
+    e->evset = evset_new(e->ctx, e->vh, WARREN_RAW_PROTOCOL, &e->evset_obj);
+    if (!e->evset) {
+        log_errx("could not set up the visitors' epoll set");
+        goto fail;
+    }
     for (unsigned i = 0; i < cfg->nlisten; i++) {
         e->listeners[i] = listener_new(e, &cfg->listen[i]);
         if (!e->listeners[i])
@@ -340,6 +352,7 @@ void edge_free(struct edge *e)
     for (unsigned i = 0; i < e->nlisteners; i++)
         listener_free(e->listeners[i]);
     admin_free(e->admin);
+    evset_free(e->evset);
     peerlink_free(e);
     fleet_free(e);
     if (e->sigpipe[1] >= 0)

@@ -34,6 +34,7 @@ enum raw_kind {
     RAW_ADMIN,        /* admin listener or connection (admin.c) */
     RAW_PEER,         /* peer listener or link (peerlink.c) */
     RAW_SESSION,      /* a tunnel's control WebSocket (session.c) */
+    RAW_EVSET,        /* the epoll set of the visitors (visitor.c, evset.h) */
 };
 struct raw_obj {
     enum raw_kind kind;
@@ -77,6 +78,8 @@ struct edge {
     unsigned nvisitors, nsessions;
     struct session *sessions; /* list of all control sessions */
     struct visitor *visitors; /* list of all public connections */
+    struct evset *evset;      /* their sockets (evset.h) */
+    struct raw_obj evset_obj; /* the set's descriptor in the lws loop */
     uint8_t *txbuf;           /* EDGE_TXBUF: the frames of one session write */
     uint8_t *rxbuf;           /* EDGE_RXBUF: one session read */
     bool draining, stopping, closing_sessions;

@@ -1,6 +1,10 @@
 /*
  * visitor: a public connection, from accept to close.
  *
+ * Visitor sockets live in the edge's epoll set (evset.h), not in
+ * libwebsockets' descriptor table: closing one costs a close(), not a scan of
+ * that table, and a turn costs one epoll_wait for all of them.
+ *
  * Visitor -> tunnel: bytes are read into `in` (at most max_head bytes wait
  * there); each request head is parsed and checked by hmsg, routed, rewritten
  * (X-Forwarded-*) and appended to the stream's tx buffer; body bytes follow
@@ -43,9 +47,9 @@
 
 #include <linux/sockios.h>
 
-#include "lwsraw.h"
 #include "addr.h"
 #include "edge.h"
+#include "evset.h"
 #include "errpage.h"
 #include "fleet.h"
 #include "peerlink.h"
@@ -53,7 +57,6 @@
 #include "hobs.h"
 #include "ipkey.h"
 #include "log.h"
-#include "lwswake.h"
 #include "names.h"
 #include "pace.h"
 #include "quota.h"
@@ -85,7 +88,7 @@ enum vstate {
 struct visitor {
     struct raw_obj obj;
     struct edge *e;
-    struct lws *wsi;
+    struct evfd ev; /* in the edge's epoll set (evset.h) */
     int fd;
     struct visitor *prev, *next;
     char peer[ADDR_TEXT_MAX], peer_ip[ADDR_TEXT_MAX];
@@ -109,7 +112,6 @@ struct visitor {
     unsigned err_status;
     uint64_t last_activity, head_start, linger_at;
     unsigned nrequests;
-    struct lwswake wake; /* see want_write() */
     lws_sorted_usec_list_t sul, rsul;
     struct fleet_wait *wait; /* fleet lookup in flight (V_LOOKUP) */
     size_t head_used;        /* bytes of the head waiting in `in` during V_LOOKUP */
@@ -124,10 +126,22 @@ struct visitor {
     uint64_t timer_at;       /* when `sul` fires (0: not scheduled) */
 };
 
-/* WRITEABLE on request, also from inside the WRITEABLE callback (lwswake.h). */
+/* The connection is in the event loop (not yet closing, not handed off). */
+static bool live(const struct visitor *v)
+{
+    return v->ev.fd >= 0 && !v->ev.dead;
+}
+
+/* on_writeable() at the end of this turn, or on the next. */
 static void want_write(struct visitor *v)
 {
-    lwswake_request(&v->wake, v->wsi);
+    evset_write_soon(&v->ev);
+}
+
+/* on_writeable() once the socket takes bytes again (a write met EAGAIN). */
+static void wait_writable(struct visitor *v)
+{
+    evset_write_when_ready(&v->ev);
 }
 
 static void arm_timer(struct visitor *v);
@@ -142,7 +156,7 @@ static uint64_t resp_bytes(const struct visitor *v)
 static void set_reading(struct visitor *v)
 {
     bool want;
-    if (v->read_eof || v->kill || !v->wsi)
+    if (v->read_eof || v->kill || !live(v))
         want = false;
     else if (v->state == V_LINGER)
         want = true;
@@ -154,7 +168,7 @@ static void set_reading(struct visitor *v)
         want = v->in_len < IN_CAP;
     if (want != v->reading) {
         v->reading = want;
-        lws_rx_flow_control(v->wsi, want ? 1 : 0);
+        evset_read(&v->ev, want);
     }
 }
 
@@ -169,11 +183,7 @@ static void set_abortive(struct visitor *v, bool on)
 static void kill_later(struct visitor *v)
 {
     v->kill = true;
-    if (v->wsi) {
-        want_write(v);
-        /* also when the socket never becomes writable (a visitor at zero window) */
-        lws_set_timeout(v->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-    }
+    evset_close(&v->ev); /* at the end of the turn, writable or not */
 }
 
 /* Close with a reset: nothing queued is worth delivering (a visitor cut for
@@ -575,11 +585,9 @@ static enum route handoff(struct visitor *v, const struct hmsg_head *h, size_t u
         respond(v, 503, "this edge is shutting down");
         return ROUTE_ANSWERED;
     }
-    int fd2 = dup(v->fd);
-    if (fd2 < 0) {
-        respond(v, 503, "the edge is out of file descriptors");
-        return ROUTE_ANSWERED;
-    }
+    /* the socket leaves the epoll set for the session's place in lws */
+    int fd2 = evset_detach(&v->ev);
+    v->fd = -1;
     if (session_adopt(v->e, fd2, v->peer, &v->key, accept, proto != NULL, v->in + used,
                       v->in_len - used) < 0)
         log_debug("visitor=%s control upgrade: out of memory", v->peer);
@@ -869,7 +877,8 @@ static void body_error(struct visitor *v)
 }
 
 /* Move what can be moved from `in` to the stream; returns false when the
- * visitor was handed to lws (the caller must return -1 from its callback). */
+ * connection was handed to session.c (the caller must return -1 from its
+ * callback). */
 static bool process_in(struct visitor *v)
 {
     for (int guard = 0; guard < 256; guard++) {
@@ -1132,7 +1141,7 @@ static int on_writeable(struct visitor *v)
         if (w < 0) {
             if (w == -EAGAIN) {
                 send_waits(v);
-                want_write(v);
+                wait_writable(v);
                 return 0;
             }
             log_debug("visitor=%s tunnel=%s write failed: %s", v->peer, v->name, strerror((int)-w));
@@ -1169,7 +1178,7 @@ static int on_writeable(struct visitor *v)
         }
         if ((size_t)w < n) {
             send_waits(v);
-            want_write(v);
+            wait_writable(v);
             return 0;
         }
     }
@@ -1185,7 +1194,7 @@ static int on_writeable(struct visitor *v)
             if (w < 0) {
                 if (errno == EAGAIN || errno == EINTR) {
                     send_waits(v);
-                    want_write(v);
+                    wait_writable(v);
                     return 0;
                 }
                 return -1;
@@ -1228,7 +1237,7 @@ static int on_writeable(struct visitor *v)
 
 void visitor_stream_readable(struct visitor *v)
 {
-    if (!v->wsi)
+    if (!live(v))
         return;
     if (v->st && !buf_empty(mux_stream_rx(v->st)))
         send_waits(v);
@@ -1237,7 +1246,7 @@ void visitor_stream_readable(struct visitor *v)
 
 void visitor_stream_writable(struct visitor *v)
 {
-    if (!v->wsi)
+    if (!live(v))
         return;
     process_in(v); /* cannot hand off here: only the first head does that */
     set_reading(v);
@@ -1278,7 +1287,6 @@ static void visitor_free(struct visitor *v)
 {
     struct edge *e = v->e;
     lws_sul_cancel(&v->sul);
-    lwswake_cancel(&v->wake);
     lws_sul_cancel(&v->rsul);
     if (v->wait)
         fleet_cancel(v->wait);
@@ -1296,6 +1304,23 @@ static void visitor_free(struct visitor *v)
     e->nvisitors--;
     free(v);
     edge_check_drained(e);
+}
+
+static int on_event(struct evfd *f, enum ev_event ev)
+{
+    struct visitor *v = lws_container_of(f, struct visitor, ev);
+    switch (ev) {
+    case EV_READ:
+        if (v->kill)
+            return -1;
+        return on_readable(v);
+    case EV_WRITE:
+        return on_writeable(v);
+    case EV_CLOSE:
+        visitor_free(v);
+        return 0;
+    }
+    return 0;
 }
 
 void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t salen)
@@ -1336,40 +1361,16 @@ void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t
     e->nvisitors++;
     e->stats.visitors_accepted++;
 
-    struct lws *w = lwsraw_adopt(e->vh, fd, WARREN_RAW_PROTOCOL, v);
-    if (!w) {
-        /* lws closed the fd and made no callbacks we keep */
-        v->wsi = NULL;
+    int r = evset_add(e->evset, &v->ev, fd, on_event, EVSET_READ);
+    if (r < 0) {
+        log_warnx("visitor=%s could not be added to the event loop: %s", v->peer, strerror(-r));
+        close(fd);
         v->fd = -1;
-        log_warnx("visitor=%s could not be adopted into the event loop", v->peer);
         visitor_free(v);
         return;
     }
-    v->wsi = w;
     lws_sul_schedule(e->ctx, 0, &v->sul, on_timer,
                      (lws_usec_t)e->cfg->head_timeout * LWS_US_PER_SEC);
-}
-
-int visitor_callback(struct lws *wsi, enum lws_callback_reasons reason, struct visitor *v)
-{
-    switch (reason) {
-    case LWS_CALLBACK_RAW_ADOPT_FILE:
-        v->wsi = wsi;
-        return 0;
-    case LWS_CALLBACK_RAW_RX_FILE:
-        if (v->kill)
-            return -1;
-        return on_readable(v);
-    case LWS_CALLBACK_RAW_WRITEABLE_FILE:
-        lwswake_enter(&v->wake);
-        return lwswake_leave(&v->wake, v->e->ctx, on_writeable(v));
-    case LWS_CALLBACK_RAW_CLOSE_FILE:
-        v->wsi = NULL;
-        visitor_free(v);
-        return 0;
-    default:
-        return 0;
-    }
 }
 
 void visitor_drain_all(struct edge *e)

@@ -1,6 +1,6 @@
 /*
  * visitor: one public TCP connection. It reads request heads, checks and
- * routes them (a tunnel name, or a control upgrade handed to lws), frames every
+ * routes them (a tunnel name, or a control upgrade handed to session.c), frames every
  * request with hmsg, forwards rewritten heads and bodies into a mux stream of
  * the tunnel's session, writes the stream's bytes back, and answers errors
  * itself (404, 400, 408, 421, 431, 502, 503, 504). After a 101 it is a raw
@@ -21,8 +21,6 @@ struct visitor;
 
 /* A listener accepted fd: adopt it into the loop. Closes fd on failure. */
 void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t salen);
-/* Raw-file callback for a visitor connection. */
-int visitor_callback(struct lws *wsi, enum lws_callback_reasons reason, struct visitor *v);
 
 /* mux stream events (stream user data is the visitor). */
 void visitor_stream_readable(struct visitor *v);
