@@ -207,8 +207,13 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         lws_set_opaque_user_data(wsi, NULL);
     if (o->kind == CLI_RAW_EVSET)
         return c->evset ? evset_callback(c->evset, reason) : 0;
-    if (o->kind == CLI_RAW_SERVER)
-        return conn_callback(wsi, reason, c);
+    if (o->kind == CLI_RAW_SERVER) {
+        int r = conn_callback(wsi, reason, c);
+        /* what the edge delivered goes out to the local service in this turn */
+        if (reason == LWS_CALLBACK_RAW_RX_FILE)
+            evset_flush(c->evset);
+        return r;
+    }
     if (reason == LWS_CALLBACK_RAW_RX_FILE) {
         unsigned char sigs[16];
         ssize_t n = read(c->sigpipe[0], sigs, sizeof sigs);

@@ -59,11 +59,16 @@ static void queue(struct evfd *f)
     }
 }
 
-static void rearm(struct evfd *f)
+/* Register what f waits for. EPOLLIN stays registered after reading was
+ * turned off (lazy) unless EPOLLOUT changes anyway: dispatch() drops it the
+ * first time it fires unwanted. */
+static void rearm(struct evfd *f, bool lazy)
 {
     if (f->fd < 0 || f->dead)
         return;
     uint32_t want = (f->reading ? EPOLLIN : 0) | (f->wait_out ? EPOLLOUT : 0);
+    if (lazy && (f->armed & EPOLLIN) && (want | EPOLLIN) == f->armed)
+        return;
     if (want == f->armed)
         return;
     struct epoll_event ev = {.events = want, .data.ptr = f};
@@ -136,7 +141,7 @@ static void dispatch(struct evset *s)
         if ((e & EPOLLOUT) && f->wait_out) {
             f->wait_out = false;
             int r = f->cb(f, EV_WRITE);
-            rearm(f); /* nothing to change when it waits for room again */
+            rearm(f, true); /* nothing to change when it waits for room again */
             if (r < 0) {
                 evset_close(f);
                 continue;
@@ -150,6 +155,8 @@ static void dispatch(struct evset *s)
                 evset_close(f);
         } else if (e & (EPOLLHUP | EPOLLERR)) {
             evset_close(f);
+        } else if (e & EPOLLIN) {
+            rearm(f, false); /* reading was turned off: stop the wake-ups now */
         }
     }
     s->in_turn = false;
@@ -175,6 +182,13 @@ struct evset *evset_new(struct lws_context *ctx, struct lws_vhost *vh, const cha
         return NULL;
     }
     return s;
+}
+
+void evset_flush(struct evset *s)
+{
+    if (!s || s->in_turn || !s->qhead)
+        return;
+    run_queue(s); /* a timer already asked for finds the queue empty */
 }
 
 int evset_callback(struct evset *s, enum lws_callback_reasons reason)
@@ -249,7 +263,7 @@ int evset_add(struct evset *s, struct evfd *f, int fd, evfd_cb cb, unsigned how)
 void evset_read(struct evfd *f, bool on)
 {
     f->reading = on;
-    rearm(f);
+    rearm(f, true);
 }
 
 void evset_write_soon(struct evfd *f)
@@ -266,7 +280,7 @@ void evset_write_when_ready(struct evfd *f)
         return;
     f->write_due = false;
     f->wait_out = true;
-    rearm(f);
+    rearm(f, true);
 }
 
 void evset_close(struct evfd *f)

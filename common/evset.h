@@ -53,6 +53,10 @@ struct evset *evset_new(struct lws_context *ctx, struct lws_vhost *vh, const cha
                         void *opaque);
 /* The raw-file callback of the set's own descriptor. */
 int evset_callback(struct evset *s, enum lws_callback_reasons reason);
+/* Run what members asked for now instead of on the next turn: for the end
+ * of a callback that fed them (a tunnel's WebSocket delivered bytes for
+ * many streams). Does nothing inside the set's own turn. */
+void evset_flush(struct evset *s);
 /* Close every member (EV_CLOSE each) and free the set. */
 void evset_free(struct evset *s);
 /* Descriptors in the set now. */
@@ -64,7 +68,8 @@ unsigned evset_count(const struct evset *s);
 #define EVSET_READ 1u
 #define EVSET_CONNECT 2u
 int evset_add(struct evset *s, struct evfd *f, int fd, evfd_cb cb, unsigned how);
-/* EV_READ wanted or not (flow control). */
+/* EV_READ wanted or not (flow control). Turning it off costs nothing until
+ * the descriptor is readable again: most are closed before that. */
 void evset_read(struct evfd *f, bool on);
 /* EV_WRITE at the end of this turn (or the next turn, when asked from
  * outside the set's events), writable or not. */

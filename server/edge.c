@@ -99,10 +99,19 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
         return admin_callback(wsi, reason, o);
     case RAW_DNS:
         return peers_callback(wsi, reason, o);
-    case RAW_PEER:
-        return peerlink_callback(wsi, reason, o);
-    case RAW_SESSION:
-        return session_raw_callback(wsi, reason, (struct session *)o);
+    case RAW_PEER: {
+        int r = peerlink_callback(wsi, reason, o);
+        /* what a link delivered goes out to its visitors in this turn */
+        if (reason == LWS_CALLBACK_RAW_RX_FILE)
+            evset_flush(((struct edge *)lws_get_vhost_user(vh))->evset);
+        return r;
+    }
+    case RAW_SESSION: {
+        int r = session_raw_callback(wsi, reason, (struct session *)o);
+        if (reason == LWS_CALLBACK_RAW_RX_FILE)
+            evset_flush(((struct edge *)lws_get_vhost_user(vh))->evset);
+        return r;
+    }
     }
     return 0;
 }

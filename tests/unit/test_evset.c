@@ -1,7 +1,8 @@
 /*
  * test_evset: the epoll set inside a real libwebsockets loop, over socket
  * pairs and loopback TCP. EV_READ comes while reading is on and bytes wait,
- * not while it is off; EV_WRITE comes once per write_soon, and after
+ * not while it is off (nor does the loop spin); EV_WRITE comes once per
+ * write_soon (at once after evset_flush), and after
  * write_when_ready only once the peer made room; -1 closes the descriptor
  * (the peer sees EOF) and EV_CLOSE follows once; a hang-up while not reading
  * closes; a detached descriptor stays open and silent; a connect reports
@@ -87,6 +88,13 @@ static void tick(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(ctx, 0, sul, tick, 2 * LWS_US_PER_MS);
 }
 
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static uint64_t now_ms(void)
 {
     struct timespec ts;
@@ -131,8 +139,10 @@ static void test_read_and_flow_control(void)
 
     evset_read(&m.ev, false);
     CHECK_EQ(write(sv[1], " world", 6), 6);
-    run(50, NULL);
-    CHECK_EQ(m.reads, 1); /* reading is off: the bytes wait */
+    double cpu0 = cpu_seconds();
+    run(200, NULL);
+    CHECK_EQ(m.reads, 1);              /* reading is off: the bytes wait */
+    CHECK(cpu_seconds() - cpu0 < 0.1); /* without waking the loop over and over */
     evset_read(&m.ev, true);
     RUN_UNTIL(500, m.got_len == 11);
     CHECK_EQ(m.got_len, 11);
@@ -166,6 +176,11 @@ static void test_write_soon_and_when_ready(void)
     run(500, &m.writes);
     run(20, NULL);
     CHECK_EQ(m.writes, 1);
+    evset_write_soon(&m.ev);
+    evset_flush(set); /* now, not on the next turn */
+    CHECK_EQ(m.writes, 2);
+    run(20, NULL);
+    CHECK_EQ(m.writes, 2);
 
     /* fill the socket, then wait for room */
     static char junk[65536];
@@ -180,7 +195,7 @@ static void test_write_soon_and_when_ready(void)
     evset_write_when_ready(&m.ev);
     evset_write_soon(&m.ev); /* no effect while waiting for room */
     run(50, NULL);
-    CHECK_EQ(m.writes, 1);
+    CHECK_EQ(m.writes, 2);
     while (filled > 0) {
         ssize_t n = read(sv[1], junk, sizeof junk);
         if (n <= 0)
