@@ -27,6 +27,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include <http_parser.h>
 
@@ -485,6 +488,28 @@ static int scan_line(hmsg *m, const uint8_t *p, size_t s, size_t e, size_t next)
     return check_field_line(m, p, s, e);
 }
 
+/* The index of the first byte from i on (before limit) that is not plain
+ * head text: below 0x20 (CR, LF, tab and the control bytes) or 0x7f. Tab
+ * stops the run too, the caller takes it one byte at a time. */
+static size_t plain_run(const uint8_t *p, size_t i, size_t limit)
+{
+#if defined(__SSE2__)
+    const __m128i lo = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f);
+    while (i + 16 <= limit) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+        /* unsigned v <= 0x1f  <=>  min(v, 0x1f) == v */
+        __m128i ctl = _mm_or_si128(_mm_cmpeq_epi8(_mm_min_epu8(v, lo), v), _mm_cmpeq_epi8(v, del));
+        int mask = _mm_movemask_epi8(ctl);
+        if (mask)
+            return i + (size_t)__builtin_ctz((unsigned)mask);
+        i += 16;
+    }
+#endif
+    while (i < limit && p[i] >= 0x20 && p[i] != 0x7f)
+        i++;
+    return i;
+}
+
 /* Resumable byte scan of a head. Only the first max_head bytes are looked
  * at, so the first violation (or 431) is the same however the bytes arrive. */
 static enum scan_result scan_head(hmsg *m, const uint8_t *p, size_t n)
@@ -495,6 +520,13 @@ static enum scan_result scan_head(hmsg *m, const uint8_t *p, size_t n)
 
     while (sc->pos < limit) {
         size_t i = sc->pos;
+        if (!(i > sc->line && p[i - 1] == '\r')) {
+            /* plain text needs no look: skip to the next CR, LF or control */
+            i = plain_run(p, i, limit);
+            sc->pos = i;
+            if (i == limit)
+                break;
+        }
         uint8_t c = p[i];
         bool after_cr = i > sc->line && p[i - 1] == '\r';
         if (c == '\n') {

@@ -6,7 +6,10 @@
  * slow. A slow client is therefore found between one and two window lengths
  * after it slowed down, whatever it did before (an early burst buys at most
  * one window). Bytes that were handed to a queue the other side still has to
- * empty (a socket's send queue) count only once taken from it.
+ * empty (a socket's send queue) count only once taken from it. While the
+ * transfer is held up by somebody else (the tunnel takes no more of a
+ * request body), the window's clock stands still: the hold neither counts
+ * against the side judged nor takes away what it moved before.
  */
 #ifndef WARREN_PACE_H
 #define WARREN_PACE_H
@@ -18,6 +21,7 @@ struct pace {
     uint64_t start_ms; /* when the running window began; 0: none running */
     uint64_t moved;    /* bytes moved since start_ms */
     uint64_t queued;   /* bytes still waiting to be taken when the window began */
+    uint64_t held_ms;  /* when a hold began; 0: not held */
 };
 
 /* Begin a window at now_ms (> 0) with `queued` bytes waiting, even if one was
@@ -28,8 +32,14 @@ void pace_stop(struct pace *p);
 bool pace_running(const struct pace *p);
 /* n more bytes moved (ignored while no window runs). */
 void pace_moved(struct pace *p, uint64_t n);
-/* When the running window ends (0 when none runs). */
+/* When the running window ends (0 when none runs, or while held). */
 uint64_t pace_deadline(const struct pace *p, unsigned window_s);
+/* Held up by somebody else from now_ms: no verdict until pace_resume(),
+ * which moves the window's end later by the time held. No effect when no
+ * window runs or it is held already (resume: when it is not held). */
+void pace_hold(struct pace *p, uint64_t now_ms);
+void pace_resume(struct pace *p, uint64_t now_ms);
+bool pace_held(const struct pace *p);
 
 enum pace_result {
     PACE_RUNNING, /* no window ended yet (or none runs) */

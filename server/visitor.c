@@ -30,8 +30,8 @@
  * reset too.
  *
  * Slow visitors: a request body must bring --min-rate bytes/s over each
- * --body-timeout window while the edge is waiting for it (a window restarts
- * whenever the tunnel, not the visitor, holds the body back), else 408; a
+ * --body-timeout window while the edge is waiting for it (the window's clock
+ * stands still while the tunnel, not the visitor, holds the body back), else 408; a
  * response waiting for the visitor must be taken at --min-rate bytes/s over
  * each --send-timeout window, else the connection is reset. A tunnel
  * WebSocket handshake is first checked against --handshake-rate (429).
@@ -123,6 +123,7 @@ struct visitor {
     unsigned retry_after;    /* seconds, for a 429 */
     struct pace body;        /* --body-timeout windows while a request body is awaited */
     struct pace send;        /* --send-timeout windows while bytes wait for the visitor */
+    bool send_drained;       /* the last write left nothing in the stream for the visitor */
     uint64_t timer_at;       /* when `sul` fires (0: not scheduled) */
 };
 
@@ -407,22 +408,46 @@ static uint64_t send_queue(const struct visitor *v)
     return (uint64_t)n;
 }
 
-/* Bytes wait for the visitor: from now on it must take --min-rate bytes/s
- * (a window starts unless one is running; windows go on while anything
- * waits, in the stream or in the socket's send queue). */
+/* Bytes wait for the visitor: from now on it must take --min-rate bytes/s.
+ * A window starts unless one is running for bytes the visitor has not taken
+ * yet; windows go on while anything waits, in the stream or in the socket's
+ * send queue. Once a write left the stream empty, the next bytes look at the
+ * send queue (one ioctl per response, not per write): empty, the visitor
+ * caught up and a new window starts; not empty, the running one goes on.
+ * A window nobody restarted ends at its deadline if nothing waits then. */
 static void send_waits(struct visitor *v)
 {
-    if (pace_running(&v->send))
+    if (pace_running(&v->send) && !v->send_drained)
         return;
-    pace_start(&v->send, edge_now_ms(), send_queue(v));
+    v->send_drained = false;
+    uint64_t q = send_queue(v);
+    if (pace_running(&v->send) && q > 0)
+        return;
+    pace_start(&v->send, edge_now_ms(), q);
     timer_by(v, pace_deadline(&v->send, v->e->cfg->send_timeout));
 }
 
-/* A request body is awaited (again: also when the tunnel stops holding it
- * back): a --body-timeout window begins. */
+/* A request body is awaited: a --body-timeout window begins. */
 static void body_window(struct visitor *v)
 {
     pace_start(&v->body, edge_now_ms(), 0);
+    timer_by(v, pace_deadline(&v->body, v->e->cfg->body_timeout));
+}
+
+/* The tunnel holds the body back (the stream's buffer is full), not the
+ * visitor: the window's clock stands still until it takes bytes again, and
+ * what the visitor sent before still counts (a burst that filled the buffer
+ * buys its window). */
+static void body_hold(struct visitor *v)
+{
+    pace_hold(&v->body, edge_now_ms());
+}
+
+static void body_resume(struct visitor *v)
+{
+    if (!pace_held(&v->body))
+        return;
+    pace_resume(&v->body, edge_now_ms());
     timer_by(v, pace_deadline(&v->body, v->e->cfg->body_timeout));
 }
 
@@ -936,7 +961,7 @@ static bool process_in(struct visitor *v)
                 mux_stream_tx_kick(v->st);
             }
             if (buf_room(tx) == 0)
-                body_window(v); /* the tunnel holds the body back, not the visitor */
+                body_hold(v);
             if (ev == HMSG_END) {
                 log_debug("visitor=%s tunnel=%s stream=%u request=%u forwarded: %s", v->peer,
                           v->name, mux_stream_id(v->st), v->nrequests, v->req_summary);
@@ -1031,7 +1056,7 @@ static int read_body_direct(struct visitor *v)
     pace_moved(&v->body, (uint64_t)n);
     mux_stream_tx_kick(v->st);
     if (buf_room(tx) == 0)
-        body_window(v); /* the tunnel holds the body back, not the visitor */
+        body_hold(v);
     set_reading(v);
     return 0;
 }
@@ -1186,8 +1211,7 @@ static int on_writeable(struct visitor *v)
         want_write(v);
         return 0;
     }
-    if (pace_running(&v->send) && !send_queue(v))
-        pace_stop(&v->send); /* the visitor took everything there was */
+    v->send_drained = true; /* the socket may still hold some: send_waits() */
     if (v->state == V_ERROR && v->out && (v->pending == 0 || !v->st)) {
         while (v->out_off < v->out_len) {
             ssize_t w = write(v->fd, v->out + v->out_off, v->out_len - v->out_off);
@@ -1248,6 +1272,8 @@ void visitor_stream_writable(struct visitor *v)
 {
     if (!live(v))
         return;
+    if (v->st && buf_room(mux_stream_tx(v->st)) > 0)
+        body_resume(v);
     process_in(v); /* cannot hand off here: only the first head does that */
     set_reading(v);
 }

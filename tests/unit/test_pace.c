@@ -3,7 +3,8 @@
  * window with at least min_rate x length bytes starts the next one, with
  * fewer it is slow (also with min_rate 0 when nothing at all moved); bytes
  * only handed to a queue count once taken from it; a burst buys one window,
- * not more; a stopped pace judges nothing and ignores bytes.
+ * not more; a stopped pace judges nothing and ignores bytes; a hold stops
+ * the clock without taking away what moved before it.
  */
 #include "check.h"
 #include "pace.h"
@@ -81,11 +82,46 @@ static void test_min_rate_zero(void)
     CHECK(pace_running(&p));
 }
 
+/* A hold stops the clock: no verdict while held, the window ends later by
+ * the time held, and what moved before the hold still counts. */
+static void test_hold(void)
+{
+    struct pace p = {0};
+    uint64_t taken = 0;
+    pace_hold(&p, 500); /* nothing runs: no effect */
+    CHECK(!pace_held(&p));
+    pace_start(&p, 1000, 0);
+    pace_moved(&p, 4000); /* a burst, then the tunnel holds the body back */
+    pace_hold(&p, 1100);
+    CHECK(pace_held(&p));
+    CHECK_EQ(pace_deadline(&p, 10), 0);
+    CHECK_EQ(pace_check(&p, 60000, 10, 500, 0, &taken), PACE_RUNNING); /* held 59 s */
+    pace_hold(&p, 30000); /* held already: the first hold counts */
+    pace_resume(&p, 61100);
+    CHECK(!pace_held(&p));
+    CHECK_EQ(pace_deadline(&p, 10), 71000); /* 11000 + the 60 s held */
+    CHECK_EQ(pace_check(&p, 70999, 10, 500, 0, &taken), PACE_RUNNING);
+    pace_moved(&p, 999);
+    CHECK_EQ(pace_check(&p, 71000, 10, 500, 0, &taken), PACE_SLOW);
+    CHECK_EQ(taken, 4999); /* the burst before the hold counted */
+    pace_moved(&p, 1);
+    CHECK_EQ(pace_check(&p, 71000, 10, 500, 0, &taken), PACE_KEPT_UP);
+    pace_resume(&p, 80000); /* not held: no effect */
+    CHECK_EQ(pace_deadline(&p, 10), 81000);
+    pace_hold(&p, 75000);
+    pace_start(&p, 76000, 0); /* a new window is not held */
+    CHECK(!pace_held(&p));
+    pace_hold(&p, 77000);
+    pace_stop(&p);
+    CHECK(!pace_held(&p));
+}
+
 int main(void)
 {
     test_window();
     test_burst_buys_one_window();
     test_queue();
     test_min_rate_zero();
+    test_hold();
     return check_done();
 }
