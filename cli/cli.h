@@ -71,6 +71,7 @@ struct conn {
     SSL_CTX *ssl_ctx; /* made on first use, kept across reconnects */
     SSL *ssl;
     bool read_wants_write, refused;
+    bool kicked;             /* write at the end of the local connections' turn */
     size_t out_off, out_len; /* unsent bytes of c->txbuf */
     struct lwswake wake;
     lws_sorted_usec_list_t deadline; /* connect + TLS + WebSocket handshake */
@@ -149,7 +150,10 @@ void client_conn_down(struct cli *c, bool was_open, const char *why);
 
 /* conn.c */
 int conn_open(struct cli *c, const struct sockaddr *sa, socklen_t salen);
+/* Frames wait: written on the next WRITEABLE, or, when asked during the
+ * local connections' turn (evset.h), by conn_kick() at its end. */
 void conn_want_write(struct cli *c);
+void conn_kick(struct cli *c);
 void conn_close(struct cli *c);
 void conn_handshake_done(struct cli *c);
 int conn_callback(struct lws *wsi, enum lws_callback_reasons reason, struct cli *c);

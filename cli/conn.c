@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "cli.h"
+#include "evset.h"
 #include "log.h"
 #include "lwsraw.h"
 
@@ -57,8 +58,28 @@ static void want_write(struct cli *c)
 
 void conn_want_write(struct cli *c)
 {
-    if (c->conn.st == CONN_OPEN)
+    if (c->conn.st != CONN_OPEN)
+        return;
+    if (evset_in_turn(c->evset))
+        c->conn.kicked = true; /* conn_kick() at the end of the turn */
+    else
         want_write(c);
+}
+
+static int on_writeable(struct cli *c);
+
+void conn_kick(struct cli *c)
+{
+    struct conn *k = &c->conn;
+    if (!k->kicked)
+        return;
+    k->kicked = false;
+    if (k->st != CONN_OPEN || !k->wsi)
+        return;
+    lwswake_enter(&k->wake);
+    if (lwswake_leave(&k->wake, c->ctx, on_writeable(c)) < 0)
+        /* as a WRITEABLE callback returning -1: close it (and reconnect) */
+        lws_set_timeout(k->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
 static void fail(struct cli *c, const char *why)

@@ -192,6 +192,12 @@ out:
     return r;
 }
 
+/* The local connections' turn is over: what it gave the edge goes out now. */
+static void turn_end(void *ud)
+{
+    conn_kick(ud);
+}
+
 static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len)
 {
@@ -210,7 +216,7 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     if (o->kind == CLI_RAW_SERVER) {
         int r = conn_callback(wsi, reason, c);
         /* what the edge delivered goes out to the local service in this turn */
-        if (reason == LWS_CALLBACK_RAW_RX_FILE)
+        if (reason == LWS_CALLBACK_RAW_RX_FILE && r == 0)
             evset_flush(c->evset);
         return r;
     }
@@ -312,6 +318,8 @@ int main(int argc, char **argv)
     c.evset_obj.kind = CLI_RAW_EVSET;
     if (c.vh)
         c.evset = evset_new(c.ctx, c.vh, WARREN_CLI_RAW_PROTOCOL, &c.evset_obj);
+    if (c.evset)
+        evset_on_turn_end(c.evset, turn_end, &c);
     if (!c.vh || !c.txbuf || !c.rxbuf || !c.evset || setup_signals(&c) < 0) {
         fprintf(stderr, "tunnel: could not set up the event loop\n");
         lws_context_destroy(c.ctx);

@@ -30,6 +30,8 @@ struct evset {
     struct evfd *qhead, *qtail;
     bool in_turn, sul_armed, closed;
     lws_sorted_usec_list_t sul;
+    void (*turn_end)(void *ud);
+    void *turn_end_ud;
 };
 
 static void run_queue(struct evset *s);
@@ -120,10 +122,17 @@ static void run_queue(struct evset *s)
         }
     }
     s->in_turn = false;
+    if (!s->qhead && s->sul_armed) {
+        /* asked for from outside a turn and run by evset_flush(): no wake-up */
+        lws_sul_cancel(&s->sul);
+        s->sul_armed = false;
+    }
     if (s->qhead && !s->sul_armed && !s->closed) {
         s->sul_armed = true;
         lws_sul_schedule(s->ctx, 0, &s->sul, on_sul, 1);
     }
+    if (s->turn_end && !s->closed)
+        s->turn_end(s->turn_end_ud);
 }
 
 static void dispatch(struct evset *s)
@@ -232,6 +241,17 @@ void evset_free(struct evset *s)
 unsigned evset_count(const struct evset *s)
 {
     return s ? s->n : 0;
+}
+
+bool evset_in_turn(const struct evset *s)
+{
+    return s && s->in_turn;
+}
+
+void evset_on_turn_end(struct evset *s, void (*fn)(void *ud), void *ud)
+{
+    s->turn_end = fn;
+    s->turn_end_ud = ud;
 }
 
 int evset_add(struct evset *s, struct evfd *f, int fd, evfd_cb cb, unsigned how)

@@ -61,6 +61,12 @@ void evset_flush(struct evset *s);
 void evset_free(struct evset *s);
 /* Descriptors in the set now. */
 unsigned evset_count(const struct evset *s);
+/* Inside the set's turn (its events or its queue are being run). */
+bool evset_in_turn(const struct evset *s);
+/* fn(ud) at the end of each turn: where the owner writes what the members
+ * produced in it (a tunnel's WebSocket frames) without waiting for another
+ * turn of the loop. */
+void evset_on_turn_end(struct evset *s, void (*fn)(void *ud), void *ud);
 
 /* Take fd (non-blocking) into the set: reading on (EVSET_READ), or waiting
  * for a connect to finish (EVSET_CONNECT: EV_WRITE once it did or failed).

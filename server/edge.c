@@ -72,6 +72,12 @@ static int signal_callback(struct edge *e, enum lws_callback_reasons reason)
     return 0;
 }
 
+/* The visitors' turn is over: what it gave the tunnels goes out now. */
+static void turn_end(void *ud)
+{
+    session_kick_all(ud);
+}
+
 static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                         size_t len)
 {
@@ -102,13 +108,13 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     case RAW_PEER: {
         int r = peerlink_callback(wsi, reason, o);
         /* what a link delivered goes out to its visitors in this turn */
-        if (reason == LWS_CALLBACK_RAW_RX_FILE)
+        if (reason == LWS_CALLBACK_RAW_RX_FILE && r == 0)
             evset_flush(((struct edge *)lws_get_vhost_user(vh))->evset);
         return r;
     }
     case RAW_SESSION: {
         int r = session_raw_callback(wsi, reason, (struct session *)o);
-        if (reason == LWS_CALLBACK_RAW_RX_FILE)
+        if (reason == LWS_CALLBACK_RAW_RX_FILE && r == 0)
             evset_flush(((struct edge *)lws_get_vhost_user(vh))->evset);
         return r;
     }
@@ -311,6 +317,7 @@ struct edge *edge_new(const struct config *cfg)
         log_errx("could not set up the visitors' epoll set");
         goto fail;
     }
+    evset_on_turn_end(e->evset, turn_end, e);
     for (unsigned i = 0; i < cfg->nlisten; i++) {
         e->listeners[i] = listener_new(e, &cfg->listen[i]);
         if (!e->listeners[i])

@@ -77,6 +77,7 @@ struct edge {
     unsigned nlisteners;
     unsigned nvisitors, nsessions;
     struct session *sessions; /* list of all control sessions */
+    struct session *kicks;    /* sessions to write at the end of the visitors' turn */
     struct visitor *visitors; /* list of all public connections */
     struct evset *evset;      /* their sockets (evset.h) */
     struct raw_obj evset_obj; /* the set's descriptor in the lws loop */

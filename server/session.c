@@ -30,6 +30,7 @@
 #include "config.h"
 #include "ctl.h"
 #include "edge.h"
+#include "evset.h"
 #include "fleet.h"
 #include "ipkey.h"
 #include "log.h"
@@ -77,6 +78,8 @@ struct session {
     char client[64];
     struct ipkey key; /* the client address --max-tunnels-per-ip counts */
     bool counted;     /* this session holds one of its address's tunnels */
+    bool kicked;      /* on e->kicks */
+    struct session *kick_next;
 };
 
 static void want_write(struct session *s)
@@ -84,9 +87,21 @@ static void want_write(struct session *s)
     lwswake_request(&s->wake, s->wsi);
 }
 
+/* The mux has frames to send. Asked during the visitors' turn (a visitor's
+ * request), they are written at its end (session_kick_all); else on the next
+ * WRITEABLE. */
 static void ops_want_write(void *ud)
 {
-    want_write(ud);
+    struct session *s = ud;
+    if (evset_in_turn(s->e->evset) && s->wsi && !s->kill) {
+        if (!s->kicked) {
+            s->kicked = true;
+            s->kick_next = s->e->kicks;
+            s->e->kicks = s;
+        }
+        return;
+    }
+    want_write(s);
 }
 
 /* A session's streams belong to a visitor of this edge, or to a bridge that
@@ -636,6 +651,12 @@ void session_tick(struct edge *e)
 static void session_free(struct session *s)
 {
     struct edge *e = s->e;
+    if (s->kicked)
+        for (struct session **pp = &e->kicks; *pp; pp = &(*pp)->kick_next)
+            if (*pp == s) {
+                *pp = s->kick_next;
+                break;
+            }
     lwswake_cancel(&s->wake);
     wsparse_free(s->wp);
     free(s->pend);
@@ -724,6 +745,23 @@ int session_adopt(struct edge *e, int fd, const char *peer, const struct ipkey *
         }
     }
     return 0;
+}
+
+void session_kick_all(struct edge *e)
+{
+    while (e->kicks) {
+        struct session *s = e->kicks;
+        e->kicks = s->kick_next;
+        s->kick_next = NULL;
+        s->kicked = false;
+        if (s->kill || !s->wsi)
+            continue;
+        lwswake_enter(&s->wake);
+        if (lwswake_leave(&s->wake, e->ctx, on_writeable(s)) < 0) {
+            s->kill = true; /* as a WRITEABLE callback returning -1: close it */
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        }
+    }
 }
 
 int session_raw_callback(struct lws *wsi, enum lws_callback_reasons reason, struct session *s)

@@ -44,6 +44,9 @@ void session_displace(struct session *s, const char *why);
 /* Check every session's deadlines (hello, token refresh, ping, silence);
  * edge.c calls it from its periodic sweep. */
 void session_tick(struct edge *e);
+/* The end of the visitors' turn (evset.h): write the frames their bytes made
+ * for each session now, not on the loop's next turn. */
+void session_kick_all(struct edge *e);
 /* Close every session (drain). */
 void session_close_all(struct edge *e, int code, const char *reason);
 /* Free every session's state at context destruction. */
