@@ -39,12 +39,11 @@ struct req_rec {
 
 struct local {
     struct cli *c;
-    struct evfd ev; /* in the CLI's epoll set (evset.h) */
-    int fd;
+    struct evfd ev; /* in the CLI's epoll set (evset.h); ev.fd is the socket */
     mux_stream *st;
     struct local *prev, *next;
     unsigned addr_idx;
-    bool connected, read_eof, wr_shut, kill, reading;
+    bool connected, read_eof, wr_shut, kill;
     hobs *req_obs, *resp_obs;
     struct req_rec q[REQ_FIFO];
     unsigned qhead, qn;
@@ -161,10 +160,8 @@ static void set_reading(struct local *l)
 {
     bool want =
         l->connected && !l->read_eof && !l->kill && l->st && buf_room(mux_stream_tx(l->st)) > 0;
-    if (l->ev.in_set && want != l->reading) {
-        l->reading = want;
+    if (l->ev.in_set && want != l->ev.reading)
         evset_read(&l->ev, want);
-    }
 }
 
 static void kill_later(struct local *l)
@@ -216,7 +213,7 @@ int local_on_open(struct cli *c, mux_stream *st, const struct frame_open *o)
         return RST_INTERNAL;
     l->c = c;
     l->st = st;
-    l->fd = -1;
+    l->ev.fd = -1;
     l->req_obs = hobs_new(HMSG_REQUEST, &lim, &req_ops, l);
     l->resp_obs = hobs_new(HMSG_RESPONSE, &lim, &resp_ops, l);
     if (!l->req_obs || !l->resp_obs) {
@@ -258,14 +255,12 @@ static int start_connect(struct local *l)
             continue;
         }
         l->connected = false;
-        l->reading = false;
         /* EV_WRITE once the connect is done or failed */
         if (evset_add(c->evset, &l->ev, fd, on_event, EVSET_CONNECT) < 0) {
             close(fd);
             l->addr_idx++;
             continue;
         }
-        l->fd = fd;
         return 0;
     }
     return -1;
@@ -312,7 +307,7 @@ static int on_readable(struct local *l)
     size_t budget = READ_BUDGET;
     while (budget > 0) {
         size_t offered;
-        ssize_t n = buf_readv_fd(tx, l->fd, budget, &offered, resp_seen, l->resp_obs);
+        ssize_t n = buf_readv_fd(tx, l->ev.fd, budget, &offered, resp_seen, l->resp_obs);
         if (n > 0) {
             budget -= (size_t)n;
             if ((size_t)n < offered)
@@ -345,7 +340,7 @@ static int on_writeable(struct local *l)
     if (!l->connected) {
         int err = 0;
         socklen_t el = sizeof err;
-        getsockopt(l->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        getsockopt(l->ev.fd, SOL_SOCKET, SO_ERROR, &err, &el);
         if (err) {
             log_debug("tunnel=%s local connect: %s", l->c->name, strerror(err));
             return -1; /* the close callback tries the next address */
@@ -357,7 +352,7 @@ static int on_writeable(struct local *l)
     buf *rx = mux_stream_rx(l->st);
     for (int i = 0; i < 16; i++) {
         size_t n;
-        ssize_t w = buf_writev_peek(rx, l->fd, 0, &n, req_seen, l->req_obs);
+        ssize_t w = buf_writev_peek(rx, l->ev.fd, 0, &n, req_seen, l->req_obs);
         if (!n)
             break;
         if (w < 0) {
@@ -382,7 +377,7 @@ static int on_writeable(struct local *l)
     }
     if (mux_stream_rx_done(l->st) && !l->wr_shut) {
         l->wr_shut = true;
-        shutdown(l->fd, SHUT_WR);
+        shutdown(l->ev.fd, SHUT_WR);
     }
     if (l->read_eof && l->wr_shut)
         return -1; /* local_free releases the stream gracefully */
@@ -415,7 +410,7 @@ void local_stream_closed(struct local *l, uint16_t code)
     if (l->ev.in_set && l->connected && mid_exchange(l)) {
         /* close with a reset (SO_LINGER 0), never a clean end */
         struct linger lg = {.l_onoff = 1, .l_linger = 0};
-        setsockopt(l->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        setsockopt(l->ev.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     }
     if (l->ev.in_set)
         kill_later(l);
@@ -434,7 +429,6 @@ static int on_event(struct evfd *f, enum ev_event ev)
     case EV_WRITE:
         return on_writeable(l);
     case EV_CLOSE:
-        l->fd = -1;
         if (!l->connected && l->st && !l->kill) {
             /* this address failed: try the next one on the next loop turn */
             lws_sul_schedule(l->c->ctx, 0, &l->sul, retry_next, 1);

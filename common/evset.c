@@ -99,6 +99,17 @@ static void do_close(struct evfd *f)
     f->cb(f, EV_CLOSE); /* the owner may free f */
 }
 
+/* Every member, now (the set is going). */
+static void close_all(struct evset *s)
+{
+    s->qhead = s->qtail = NULL;
+    while (s->all) {
+        s->all->queued = false;
+        s->all->dead = true;
+        do_close(s->all);
+    }
+}
+
 static void run_queue(struct evset *s)
 {
     s->in_turn = true;
@@ -214,12 +225,7 @@ int evset_callback(struct evset *s, enum lws_callback_reasons reason)
         if (s->sul_armed)
             lws_sul_cancel(&s->sul);
         s->sul_armed = false;
-        s->qhead = s->qtail = NULL;
-        while (s->all) {
-            s->all->queued = false;
-            s->all->dead = true;
-            do_close(s->all);
-        }
+        close_all(s);
         return 0;
     default:
         return 0;
@@ -231,10 +237,7 @@ void evset_free(struct evset *s)
     if (!s)
         return;
     /* after lws_context_destroy(), which closed the set and its members */
-    while (s->all) {
-        s->all->dead = true;
-        do_close(s->all);
-    }
+    close_all(s);
     free(s);
 }
 

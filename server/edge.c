@@ -90,36 +90,33 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, void 
     if (reason == LWS_CALLBACK_RAW_CLOSE_FILE)
         lws_set_opaque_user_data(wsi, NULL);
     struct lws_vhost *vh = lws_get_vhost(wsi);
+    struct edge *e = lws_get_vhost_user(vh);
+    int r = 0;
     switch (o->kind) {
     case RAW_LISTENER:
         return listener_callback(wsi, reason, (struct listener *)o);
     case RAW_VISITOR: /* visitors are in the epoll set, never lws raw files */
         return 0;
-    case RAW_EVSET: {
-        struct edge *e = lws_get_vhost_user(vh);
+    case RAW_EVSET:
         return e->evset ? evset_callback(e->evset, reason) : 0;
-    }
     case RAW_SIGNAL:
-        return signal_callback(lws_get_vhost_user(vh), reason);
+        return signal_callback(e, reason);
     case RAW_ADMIN:
         return admin_callback(wsi, reason, o);
     case RAW_DNS:
         return peers_callback(wsi, reason, o);
-    case RAW_PEER: {
-        int r = peerlink_callback(wsi, reason, o);
-        /* what a link delivered goes out to its visitors in this turn */
-        if (reason == LWS_CALLBACK_RAW_RX_FILE && r == 0)
-            evset_flush(((struct edge *)lws_get_vhost_user(vh))->evset);
-        return r;
+    case RAW_PEER:
+        r = peerlink_callback(wsi, reason, o);
+        break;
+    case RAW_SESSION:
+        r = session_raw_callback(wsi, reason, (struct session *)o);
+        break;
     }
-    case RAW_SESSION: {
-        int r = session_raw_callback(wsi, reason, (struct session *)o);
-        if (reason == LWS_CALLBACK_RAW_RX_FILE && r == 0)
-            evset_flush(((struct edge *)lws_get_vhost_user(vh))->evset);
-        return r;
-    }
-    }
-    return 0;
+    /* what a tunnel or a peer link delivered goes out to its visitors in
+     * this turn (not after a callback that closes its connection) */
+    if (reason == LWS_CALLBACK_RAW_RX_FILE && r == 0)
+        evset_flush(e->evset);
+    return r;
 }
 
 static const struct lws_protocols protocols[] = {

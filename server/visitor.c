@@ -88,8 +88,7 @@ enum vstate {
 struct visitor {
     struct raw_obj obj;
     struct edge *e;
-    struct evfd ev; /* in the edge's epoll set (evset.h) */
-    int fd;
+    struct evfd ev; /* in the edge's epoll set (evset.h); ev.fd is the socket */
     struct visitor *prev, *next;
     char peer[ADDR_TEXT_MAX], peer_ip[ADDR_TEXT_MAX];
     uint8_t *in;
@@ -100,7 +99,7 @@ struct visitor {
     char name[NAME_MAX_LEN + 1];
     char host[256];
     enum vstate state;
-    bool reading, read_eof, wr_shut, kill, html, draining;
+    bool read_eof, wr_shut, kill, html, draining;
     bool abortive;         /* SO_LINGER 0: closing resets the connection */
     unsigned pending;      /* requests forwarded, response not finished */
     uint64_t head_fifo;    /* bit i: pending request i was HEAD */
@@ -167,17 +166,15 @@ static void set_reading(struct visitor *v)
         want = v->in_len == 0 && v->st && buf_room(mux_stream_tx(v->st)) > 0;
     else
         want = v->in_len < IN_CAP;
-    if (want != v->reading) {
-        v->reading = want;
+    if (want != v->ev.reading)
         evset_read(&v->ev, want);
-    }
 }
 
 /* on: a close (ours, or the kernel's when this process dies) sends a reset. */
 static void set_abortive(struct visitor *v, bool on)
 {
     struct linger lg = {.l_onoff = on ? 1 : 0, .l_linger = 0};
-    if (v->abortive != on && setsockopt(v->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0)
+    if (v->abortive != on && setsockopt(v->ev.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0)
         v->abortive = on;
 }
 
@@ -192,7 +189,7 @@ static void kill_later(struct visitor *v)
 static void abort_conn(struct visitor *v)
 {
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
-    setsockopt(v->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+    setsockopt(v->ev.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
     kill_later(v);
 }
 
@@ -208,7 +205,7 @@ static void release_stream(struct visitor *v, uint16_t code)
 static void linger(struct visitor *v)
 {
     release_stream(v, v->read_eof ? 0 : RST_CANCEL);
-    shutdown(v->fd, SHUT_WR);
+    shutdown(v->ev.fd, SHUT_WR);
     if (v->read_eof) {
         kill_later(v);
         return;
@@ -403,7 +400,7 @@ static void timer_by(struct visitor *v, uint64_t at)
 static uint64_t send_queue(const struct visitor *v)
 {
     int n = 0;
-    if (ioctl(v->fd, SIOCOUTQ, &n) < 0 || n < 0)
+    if (ioctl(v->ev.fd, SIOCOUTQ, &n) < 0 || n < 0)
         return 0;
     return (uint64_t)n;
 }
@@ -612,7 +609,6 @@ static enum route handoff(struct visitor *v, const struct hmsg_head *h, size_t u
     }
     /* the socket leaves the epoll set for the session's place in lws */
     int fd2 = evset_detach(&v->ev);
-    v->fd = -1;
     if (session_adopt(v->e, fd2, v->peer, &v->key, accept, proto != NULL, v->in + used,
                       v->in_len - used) < 0)
         log_debug("visitor=%s control upgrade: out of memory", v->peer);
@@ -1041,7 +1037,7 @@ static int read_body_direct(struct visitor *v)
         return 1;
     size_t max = run - 1 < READ_DIRECT_MAX ? (size_t)(run - 1) : READ_DIRECT_MAX;
     size_t offered;
-    ssize_t n = buf_readv_fd(tx, v->fd, max, &offered, body_seen, v->req);
+    ssize_t n = buf_readv_fd(tx, v->ev.fd, max, &offered, body_seen, v->req);
     if (n == 0) {
         on_read_eof(v);
         set_reading(v);
@@ -1066,14 +1062,14 @@ static int on_readable(struct visitor *v)
     struct edge *e = v->e;
     if (v->state == V_LINGER) {
         uint8_t junk[4096];
-        ssize_t n = read(v->fd, junk, sizeof junk);
+        ssize_t n = read(v->ev.fd, junk, sizeof junk);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             return -1;
         return 0;
     }
     if (v->state == V_RAW && v->in_len == 0 && v->st) {
         buf *tx = mux_stream_tx(v->st);
-        ssize_t n = buf_read_fd(tx, v->fd, 0);
+        ssize_t n = buf_read_fd(tx, v->ev.fd, 0);
         if (n > 0) {
             e->stats.bytes_in += (uint64_t)n;
             v->last_activity = edge_now_ms();
@@ -1092,7 +1088,7 @@ static int on_readable(struct visitor *v)
             return r;
     }
     if (v->in_len < IN_CAP) {
-        ssize_t n = read(v->fd, v->in + v->in_len, IN_CAP - v->in_len);
+        ssize_t n = read(v->ev.fd, v->in + v->in_len, IN_CAP - v->in_len);
         if (n > 0) {
             bool head_begins = v->in_len == 0 && v->state == V_HEAD;
             v->in_len += (size_t)n;
@@ -1160,7 +1156,7 @@ static int on_writeable(struct visitor *v)
         size_t n;
         struct resp_seen seen = {v->resp, false};
         enum vstate before = v->state; /* the observer's callbacks may move it */
-        ssize_t w = buf_writev_peek(rx, v->fd, budget, &n, resp_seen, &seen);
+        ssize_t w = buf_writev_peek(rx, v->ev.fd, budget, &n, resp_seen, &seen);
         if (!n)
             break;
         if (w < 0) {
@@ -1214,7 +1210,7 @@ static int on_writeable(struct visitor *v)
     v->send_drained = true; /* the socket may still hold some: send_waits() */
     if (v->state == V_ERROR && v->out && (v->pending == 0 || !v->st)) {
         while (v->out_off < v->out_len) {
-            ssize_t w = write(v->fd, v->out + v->out_off, v->out_len - v->out_off);
+            ssize_t w = write(v->ev.fd, v->out + v->out_off, v->out_len - v->out_off);
             if (w < 0) {
                 if (errno == EAGAIN || errno == EINTR) {
                     send_waits(v);
@@ -1245,7 +1241,7 @@ static int on_writeable(struct visitor *v)
             if (!v->wr_shut) {
                 v->wr_shut = true;
                 set_abortive(v, false);
-                shutdown(v->fd, SHUT_WR);
+                shutdown(v->ev.fd, SHUT_WR);
             }
             return 0;
         }
@@ -1360,7 +1356,6 @@ void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t
     }
     v->obj.kind = RAW_VISITOR;
     v->e = e;
-    v->fd = fd;
     v->in = malloc(IN_CAP);
     v->req = hmsg_new(HMSG_REQUEST, &lim);
     v->resp = hobs_new(HMSG_RESPONSE, &rlim, &resp_ops, v);
@@ -1379,7 +1374,6 @@ void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t
     addr_format_ip(sa, v->peer_ip, sizeof v->peer_ip);
     v->state = V_HEAD;
     v->last_activity = v->head_start = edge_now_ms();
-    v->reading = true;
     v->next = e->visitors;
     if (e->visitors)
         e->visitors->prev = v;
@@ -1391,7 +1385,6 @@ void visitor_accept(struct edge *e, int fd, const struct sockaddr *sa, socklen_t
     if (r < 0) {
         log_warnx("visitor=%s could not be added to the event loop: %s", v->peer, strerror(-r));
         close(fd);
-        v->fd = -1;
         visitor_free(v);
         return;
     }
