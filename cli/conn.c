@@ -11,13 +11,18 @@
  * States: TCP (connect in progress: wait for writable, then SO_ERROR), TLS
  * (handshake: poll interest follows WANT_READ / WANT_WRITE), OPEN. The
  * certificate is verified against the system's trust store (SSL_CERT_FILE /
- * SSL_CERT_DIR override it) and the server's host name or IP address.
+ * SSL_CERT_DIR override it) and the server's host name or IP address. The
+ * trust store lives for one handshake (load_trust) and is freed when the
+ * certificate has been verified; renegotiation, which would verify again, is
+ * refused.
  * Invariants: bytes handed to the socket are never dropped: a partial write
  * keeps the rest (in c->txbuf) and nothing new is produced until it is out;
  * TLS records OpenSSL still holds are read before waiting for the socket
  * again; the connection is closed only through lws (RAW_CLOSE_FILE), which
  * calls client_conn_down exactly once.
  */
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -45,10 +50,52 @@ static SSL_CTX *tls_ctx(struct cli *c)
     SSL_CTX_set_min_proto_version(x, TLS1_2_VERSION);
     SSL_CTX_set_verify(x, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_mode(x, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    if (SSL_CTX_set_default_verify_paths(x) != 1)
-        log_warnx("TLS: could not load the system's trusted certificates");
+    SSL_CTX_set_options(x, SSL_OP_NO_RENEGOTIATION);
     c->conn.ssl_ctx = x;
     return x;
+}
+
+/* True if dir holds OpenSSL's hash links (c_rehash / update-ca-certificates
+ * names such as 4042bcee.0), so issuers can be looked up one file at a time. */
+static bool has_hash_links(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return false;
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d))) {
+        const char *n = e->d_name;
+        size_t i = 0;
+        while (i < 8 && isxdigit((unsigned char)n[i]))
+            i++;
+        found = i == 8 && n[8] == '.' && isdigit((unsigned char)n[9]);
+    }
+    closedir(d);
+    return found;
+}
+
+/* The trusted certificates, for one handshake (owned by ssl). The same places
+ * as OpenSSL's defaults (SSL_CERT_FILE / SSL_CERT_DIR, else the system's),
+ * except that the system's bundle file is not parsed when its hashed
+ * directory can answer: Debian's bundle is 0.9 MiB of heap and 48 ms of CPU
+ * to parse, and a handshake needs one or two of its certificates. */
+static int load_trust(SSL *ssl)
+{
+    X509_STORE *st = X509_STORE_new();
+    if (!st)
+        return -1;
+    const char *file = getenv(X509_get_default_cert_file_env());
+    const char *dir = getenv(X509_get_default_cert_dir_env());
+    if (!dir)
+        dir = X509_get_default_cert_dir();
+    if (!file && !has_hash_links(dir))
+        file = X509_get_default_cert_file();
+    if ((file && X509_STORE_load_file(st, file) != 1) || X509_STORE_load_path(st, dir) != 1)
+        log_debug("TLS: trusted certificates: could not load %s", file ? file : dir);
+    ERR_clear_error();
+    SSL_set0_verify_cert_store(ssl, st);
+    return 0;
 }
 
 static void want_write(struct cli *c)
@@ -166,6 +213,7 @@ static int tls_step(struct cli *c)
     int r = SSL_do_handshake(k->ssl);
     if (r == 1) {
         log_debug("TLS %s with %s", SSL_get_version(k->ssl), c->cfg->server_host);
+        SSL_set0_verify_cert_store(k->ssl, NULL); /* verified: the store is not needed again */
         opened(c);
         return 0;
     }
@@ -186,7 +234,7 @@ static int start_tls(struct cli *c)
 {
     struct conn *k = &c->conn;
     SSL_CTX *x = tls_ctx(c);
-    if (!x || !(k->ssl = SSL_new(x)) || SSL_set_fd(k->ssl, k->fd) != 1) {
+    if (!x || !(k->ssl = SSL_new(x)) || SSL_set_fd(k->ssl, k->fd) != 1 || load_trust(k->ssl) < 0) {
         snprintf(k->why, sizeof k->why, "TLS: out of memory");
         return -1;
     }

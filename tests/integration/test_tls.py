@@ -3,9 +3,12 @@
 A TLS terminator (Python's ssl module, a self-signed certificate for
 `localhost` made with openssl) sits in front of the edge, as a load balancer
 or Fly's proxy would. The CLI trusts the certificate through SSL_CERT_FILE,
-comes online, and carries 30 MiB each way byte-exact. Without the
-certificate trusted, or with a URL whose host the certificate does not name,
-it refuses to connect and says why."""
+comes online, and carries 30 MiB each way byte-exact. It also finds the
+certificate in a hashed directory (SSL_CERT_DIR made with `openssl rehash`,
+as Debian's /etc/ssl/certs is), which it reads one issuer at a time instead
+of parsing a whole bundle. Without the certificate trusted, or with a URL
+whose host the certificate does not name, it refuses to connect and says
+why."""
 
 import os
 import socket
@@ -96,6 +99,42 @@ with h.Test("tls", timeout=120) as t:
          "upload byte-exact")
     cli.stop()
     t.eq(cli.rc, 0, "CLI exits 0 on SIGTERM")
+
+    t.step("trusted through a hashed directory (SSL_CERT_DIR, no SSL_CERT_FILE)")
+
+    def hashed_dir(name, pem):
+        d = t.path(name)
+        os.makedirs(d)
+        with open(pem) as src, open(os.path.join(d, "edge.pem"), "w") as dst:
+            dst.write(src.read())
+        r = subprocess.run(["openssl", "rehash", d], capture_output=True, timeout=30)
+        t.require(r.returncode == 0, "openssl rehash " + name, r.stderr.decode()[-300:])
+        return d
+
+    def dir_env(d):
+        e = t.child_env({"SSL_CERT_DIR": d})
+        e.pop("SSL_CERT_FILE", None)
+        return e
+
+    good_dir = hashed_dir("certs-good", cert)
+    cli = t.tunnel("wss://localhost:%d" % term.port, org.port, name="hashed", env=dir_env(good_dir))
+    n = 4 * MIB
+    r, got, secs = h.download_sha256(edge.port, "/bytes?n=%d&seed=7" % n, edge.host("hashed"),
+                                     timeout=60)
+    t.eq((r.status, r.body_len, got), (200, n, h.pattern_sha256(n, 7)), "download byte-exact")
+    cli.stop()
+    other_cert, other_key = t.path("other.pem"), t.path("other-key.pem")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                        other_key, "-out", other_cert, "-days", "2", "-subj", "/CN=localhost"],
+                       capture_output=True, timeout=30)
+    t.require(r.returncode == 0, "openssl made a second certificate", r.stderr.decode()[-300:])
+    bad_dir = hashed_dir("certs-other", other_cert)
+    bad = t.tunnel("wss://localhost:%d" % term.port, org.port, name="hashed-other", json_out=False,
+                   wait_online=False, env=dir_env(bad_dir), label="hashed-other")
+    t.check(h.wait_until(lambda: "not trusted" in bad.stderr_text(), 10),
+            "a directory with another certificate of the same name: not trusted",
+            bad.stderr_text()[-400:])
+    bad.stop()
 
     t.step("untrusted certificate: refused, with the reason")
     bad = t.tunnel("wss://localhost:%d" % term.port, org.port, name="untrusted", json_out=False,
